@@ -1,0 +1,207 @@
+/*
+ * blockdev: the overlay block engine.
+ *
+ * Owns the overlaybd on-disk formats (LSMT layers, ZFile compression, tar
+ * wrapping; see spec/lsmt.md and spec/zfile.md), the merged view of a stack
+ * of layers, the writable upper layer, and the worker pool that runs all of
+ * this off the event loop.  It knows nothing of SCSI or iSCSI, and it never
+ * blocks the caller's event loop: every call below that touches a file is
+ * either synchronous (for tools and worker threads) or goes through
+ * bdev_submit(), which runs it on a pool thread and hands the completion
+ * back through an eventfd.
+ *
+ * All offsets and lengths are bytes.  Device I/O must be 512-byte aligned
+ * (lsmt.md section 1); anything else is -EINVAL.
+ */
+#ifndef OBD_BDEV_H
+#define OBD_BDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define BDEV_SECTOR 512u
+#define BDEV_MAX_LAYERS 255
+
+/*
+ * A byte source: a local file, a tar member, a ZFile's decompressed view,
+ * or (from registry/ and cache/) a remote blob.  Every method may block and
+ * must be safe to call from several threads at once.
+ */
+struct bdev_file;
+
+struct bdev_file_ops {
+	/* Read up to LEN bytes at OFF.  Returns bytes read (short only at end
+	 * of file) or -errno. */
+	ssize_t (*pread)(struct bdev_file *f, void *buf, size_t len, uint64_t off);
+	/* NULL for read-only sources.  Returns LEN or -errno. */
+	ssize_t (*pwrite)(struct bdev_file *f, const void *buf, size_t len, uint64_t off);
+	/* Make completed writes durable (fdatasync).  NULL = nothing to do. */
+	int (*sync)(struct bdev_file *f);
+	/* Optional: short description for logs and status ("/path", "zfile(/path)"). */
+	const char *(*name)(struct bdev_file *f);
+	void (*close)(struct bdev_file *f);
+};
+
+struct bdev_file {
+	const struct bdev_file_ops *ops;
+	uint64_t size; /* bytes; kept current by writers */
+};
+
+static inline ssize_t bdev_file_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+{
+	return f->ops->pread(f, buf, len, off);
+}
+
+/* Read exactly LEN bytes or fail: -EIO on a short read. */
+int bdev_file_pread_full(struct bdev_file *f, void *buf, size_t len, uint64_t off);
+void bdev_file_close(struct bdev_file *f);
+const char *bdev_file_name(struct bdev_file *f);
+
+/* Config ioEngine values (config.md section 2). */
+enum bdev_io_engine {
+	BDEV_IO_PSYNC = 0,
+	BDEV_IO_LIBAIO = 1, /* O_DIRECT with 4 KiB-aligned bounce buffers */
+	BDEV_IO_POSIX_AIO = 2,
+};
+
+/* Open a local file with the given engine.  FLAGS is O_RDONLY or O_RDWR
+ * (O_CREAT allowed, mode 0644). */
+int bdev_file_open_local(const char *path, int flags, enum bdev_io_engine engine,
+			 struct bdev_file **out);
+
+/*
+ * Unwrap a read-only layer blob: tar (lsmt.md section 8) then ZFile
+ * (zfile.md), in that order.  Takes ownership of RAW in all cases.  *OUT is
+ * the view whose bytes are the plain LSMT blob.
+ */
+int bdev_file_unwrap(struct bdev_file *raw, struct bdev_file **out);
+
+/* tar: view of the first member of a ustar archive; -EINVAL if not tar. */
+bool tar_is_tar(const void *first512);
+int tar_open(struct bdev_file *raw, struct bdev_file **out);
+
+/* ZFile (zfile.md). */
+bool zfile_is_zfile(const void *first512);
+int zfile_open(struct bdev_file *raw, struct bdev_file **out);
+
+enum zfile_algo { ZFILE_LZ4 = 1, ZFILE_ZSTD = 2 };
+
+struct zfile_opts {
+	enum zfile_algo algo;   /* default lz4 */
+	uint32_t block_size;    /* 4096..65536, power of two; default 4096 */
+	bool verify;            /* per-block CRC; the tools always set it */
+	bool overwrite_header;  /* zfile.md 7.5, as overlaybd-commit -z does */
+};
+
+/* Compress SRC (LEN bytes from offset 0) into DST, which must be empty. */
+int zfile_compress(struct bdev_file *src, uint64_t len, struct bdev_file *dst,
+		   const struct zfile_opts *opts);
+/* Decompress a ZFile into DST; with VERIFY_ONLY nothing is written. */
+int zfile_decompress(struct bdev_file *src, struct bdev_file *dst);
+
+/*
+ * LSMT layers.  A read-only layer is a sealed blob (lsmt.md 4.1, 4.3); a
+ * writable layer is a data file plus an append-only index log (4.2).
+ */
+struct lsmt_layer;
+
+struct lsmt_info {
+	uint64_t virtual_size;
+	char uuid[37];
+	char parent_uuid[37];
+	char user_tag[257];
+	uint64_t nentries; /* real (non-padding) index entries */
+};
+
+/* Open a sealed blob from an already-unwrapped file; takes ownership of F. */
+int lsmt_open_ro(struct bdev_file *f, struct lsmt_layer **out);
+/* Open a writable layer; replays the index log (torn tail ignored, warned). */
+int lsmt_open_rw(struct bdev_file *data, struct bdev_file *index, struct lsmt_layer **out);
+/* overlaybd-create: new writable layer files. VSIZE in bytes. */
+int lsmt_create_rw(struct bdev_file *data, struct bdev_file *index, uint64_t vsize,
+		   const char *parent_uuid);
+void lsmt_info(const struct lsmt_layer *l, struct lsmt_info *out);
+void lsmt_close(struct lsmt_layer *l);
+
+struct lsmt_commit_opts {
+	const char *uuid;        /* NULL or invalid = null uuid (lsmt.md 7.1) */
+	const char *parent_uuid; /* NULL = from the source */
+	const char *user_tag;    /* NULL = empty; > 256 bytes = -EINVAL */
+};
+
+/*
+ * Compact a stack (bottom first; a single writable layer for
+ * overlaybd-commit) into a sealed blob written to DST from offset 0
+ * (lsmt.md section 7).  TAG_BY_LAYER gives overlaybd-merge's entry tags.
+ */
+int lsmt_commit(struct lsmt_layer **layers, int n, struct bdev_file *dst,
+		const struct lsmt_commit_opts *opts, bool tag_by_layer);
+
+/*
+ * The block device: lowers[0] is the base, the writable upper (optional)
+ * sits on top.  bdev_open takes ownership of every layer, also on failure.
+ */
+struct bdev;
+
+int bdev_open(struct lsmt_layer **lowers, int nlowers, struct lsmt_layer *upper,
+	      struct bdev **out);
+void bdev_close(struct bdev *d);
+uint64_t bdev_size(const struct bdev *d);
+bool bdev_writable(const struct bdev *d);
+int bdev_nlayers(const struct bdev *d);
+/* Memory held by the merged index, for status output. */
+size_t bdev_index_bytes(const struct bdev *d);
+
+/* Synchronous I/O; safe from any thread, concurrently. 0 or -errno. */
+int bdev_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off);
+int bdev_pread(struct bdev *d, void *buf, size_t len, uint64_t off);
+int bdev_pwritev(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off);
+int bdev_pwrite(struct bdev *d, const void *buf, size_t len, uint64_t off);
+int bdev_discard(struct bdev *d, uint64_t off, uint64_t len);
+int bdev_flush(struct bdev *d);
+
+/*
+ * Mapping status of [OFF, ...): *LEN gets the length of the run that starts
+ * at OFF and has one state; *MAPPED is true where some layer holds data
+ * (zeroed entries and holes are unmapped).  Used by GET LBA STATUS.
+ */
+int bdev_map_status(struct bdev *d, uint64_t off, uint64_t *len, bool *mapped);
+
+/*
+ * Asynchronous I/O: a pool of worker threads runs requests; completions are
+ * queued and delivered by bdev_pool_service() in the thread that calls it
+ * (the event loop), after bdev_pool_fd() becomes readable.
+ */
+struct bdev_pool;
+
+enum bdev_op {
+	BDEV_OP_READ,
+	BDEV_OP_WRITE,
+	BDEV_OP_DISCARD,
+	BDEV_OP_FLUSH,
+};
+
+struct bdev_req {
+	enum bdev_op op;
+	struct bdev *dev;
+	const struct iovec *iov; /* READ/WRITE */
+	int iovcnt;
+	uint64_t off;
+	uint64_t len; /* DISCARD; READ/WRITE take it from iov */
+	bool fua;     /* WRITE: durable before completion */
+	int result;   /* 0 or -errno, set before done() */
+	void (*done)(struct bdev_req *req);
+	void *priv;
+	struct bdev_req *next; /* owned by the pool while queued */
+};
+
+int bdev_pool_create(int nthreads, struct bdev_pool **out);
+void bdev_pool_destroy(struct bdev_pool *p); /* waits for queued work */
+int bdev_pool_fd(struct bdev_pool *p);
+void bdev_pool_service(struct bdev_pool *p);
+void bdev_submit(struct bdev_pool *p, struct bdev_req *req);
+
+#endif
