@@ -3,6 +3,7 @@
 #   make test       install missing Debian packages, build, run every test
 #   make check-asan the unit and integration tests under ASan + UBSan
 #   make bench      benchmarks against tgt and the raw file, same run
+#   make soak      the long load and soak test (a short one runs in make test)
 #   make run        demo daemon on 127.0.0.1 with a small image
 #   make install    programs, systemd unit and /etc defaults
 
@@ -32,10 +33,12 @@ UNIT_SRCS = $(wildcard test/unit/test_*.c)
 UNITS = $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 TESTBIN_SRCS = $(wildcard test/bin/*.c)
 TESTBINS = $(TESTBIN_SRCS:test/bin/%.c=$(BUILD)/test/%)
+BENCH_SRCS = $(wildcard bench/*.c)
+BENCHES = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit integration check-asan fuzz bench run e2e install clean
+.PHONY: all deps test unit integration check-asan fuzz bench soak run e2e install clean
 
-all: $(DAEMON) $(TOOLS) $(TESTBINS)
+all: $(DAEMON) $(TOOLS) $(TESTBINS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,6 +62,10 @@ $(BUILD)/test/test_%: $(BUILD)/obj/test/unit/test_%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 $(BUILD)/test/%: $(BUILD)/obj/test/bin/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -liscsi $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -liscsi $(LDLIBS)
 
@@ -87,6 +94,9 @@ fuzz:
 
 bench: all
 	@bench/run.sh
+
+soak: all
+	@BUILD=$(BUILD) test/soak.sh
 
 run: all
 	@daemon/demo.sh
