@@ -155,3 +155,23 @@ uint64_t cache_store_usage(struct cache_store *s)
 	pthread_mutex_unlock(&s->lock);
 	return u;
 }
+
+int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size)
+{
+	char data[PATH_MAX], map[PATH_MAX];
+	struct cache_map_hdr h;
+	int fd, err = cache_blob_paths(s, digest, data, map, sizeof(data));
+
+	if (err)
+		return err;
+	fd = open(map, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || memcmp(h.magic, CACHE_MAP_MAGIC, 8) ||
+	    h.unit != s->unit)
+		err = -ENOENT;
+	else
+		*size = h.size;
+	close(fd);
+	return err;
+}

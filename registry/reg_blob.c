@@ -369,7 +369,15 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = probe_size(b, &probed);
+	if (size && c->cache && !cache_known_size(c->cache, digest, &probed) && probed == size) {
+		/* An earlier open checked this size against the registry: open
+		 * now and meet the registry (auth, redirects) on the first miss,
+		 * so cached layers come up even while the registry is away. */
+		log_debug("registry: %s known to the cache, not probing", b->url);
+		err = 0;
+	} else {
+		err = probe_size(b, &probed);
+	}
 	if (!err && size && probed != size) {
 		log_error("registry: %s is %" PRIu64 " bytes, the spec says %" PRIu64, b->url,
 			  probed, size);
