@@ -362,13 +362,43 @@ int spec_parse(const char *text, size_t len, const struct cfg *cfg, const char *
 	return 0;
 }
 
+/*
+ * An unparsable spec still deserves its failed:<reason>: find a plain
+ * "resultFile": "/path" member by scanning (no escapes in the path).
+ */
+static char *scan_result_file(const char *text, size_t len)
+{
+	static const char key[] = "\"resultFile\"";
+	const char *end = text + len, *p = memmem(text, len, key, sizeof(key) - 1), *q;
+
+	if (!p)
+		return NULL;
+	p += sizeof(key) - 1;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p >= end || *p++ != ':')
+		return NULL;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p >= end || *p++ != '"' || p >= end || *p != '/')
+		return NULL;
+	for (q = p; q < end && *q != '"'; q++)
+		if (*q == '\\' || (unsigned char)*q < 0x20)
+			return NULL;
+	if (q >= end || q - p >= PATH_MAX)
+		return NULL;
+	return strndup(p, q - p);
+}
+
 char *spec_peek_result_file(const char *text, size_t len)
 {
 	json_t *root = json_loadb(text, len, 0, NULL);
 	const char *r = NULL;
 	char *out = NULL;
 
-	if (root && json_is_object(root))
+	if (!root)
+		return scan_result_file(text, len);
+	if (json_is_object(root))
 		r = json_string_value(json_object_get(root, "resultFile"));
 	if (r && r[0] == '/')
 		out = strdup(r);

@@ -38,14 +38,14 @@
 #define L1_LAST64K "ee7f70bc65a1a9204f100301862d82ce4eaff23e5b02f77df9309bf744a635c1"
 #define L12_LAST64K "c914855a0ea408f6258492e2763d832d51a52aab7dda24f80ec421025f96a4f9"
 
-static void hex(const uint8_t *d, size_t n, char *out)
+static __attribute__((unused)) void hex(const uint8_t *d, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
 		sprintf(out + 2 * i, "%02x", d[i]);
 }
 
 /* sha256 of device bytes [off, off+len), read in 1 MiB requests. */
-static void dev_sha256(struct bdev *d, uint64_t off, uint64_t len, char out[65])
+static __attribute__((unused)) void dev_sha256(struct bdev *d, uint64_t off, uint64_t len, char out[65])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	size_t bs = 1 << 20;
@@ -70,7 +70,7 @@ static void dev_sha256(struct bdev *d, uint64_t off, uint64_t len, char out[65])
 	hex(md, 32, out);
 }
 
-static void expect_sha(struct bdev *d, uint64_t off, uint64_t len, const char *want,
+static __attribute__((unused)) void expect_sha(struct bdev *d, uint64_t off, uint64_t len, const char *want,
 		       const char *what)
 {
 	char got[65];
@@ -81,7 +81,7 @@ static void expect_sha(struct bdev *d, uint64_t off, uint64_t len, const char *w
 			 (unsigned long long)off, (unsigned long long)len, want, got);
 }
 
-static struct bdev_file *open_file(const char *path, int flags)
+static __attribute__((unused)) struct bdev_file *open_file(const char *path, int flags)
 {
 	struct bdev_file *f = NULL;
 	int rc = bdev_file_open_local(path, flags, BDEV_IO_PSYNC, &f);
@@ -91,7 +91,7 @@ static struct bdev_file *open_file(const char *path, int flags)
 	return f;
 }
 
-static struct lsmt_layer *open_ro(const char *path)
+static __attribute__((unused)) struct lsmt_layer *open_ro(const char *path)
 {
 	struct lsmt_layer *l = NULL;
 	int rc = lsmt_open_ro(open_file(path, O_RDONLY), &l);
@@ -101,7 +101,7 @@ static struct lsmt_layer *open_ro(const char *path)
 	return l;
 }
 
-static struct lsmt_layer *open_rw(const char *data, const char *index)
+static __attribute__((unused)) struct lsmt_layer *open_rw(const char *data, const char *index)
 {
 	struct lsmt_layer *l = NULL;
 	int rc = lsmt_open_rw(open_file(data, O_RDWR), open_file(index, O_RDWR), &l);
@@ -111,7 +111,7 @@ static struct lsmt_layer *open_rw(const char *data, const char *index)
 	return l;
 }
 
-static void copy_file(const char *from, const char *to)
+static __attribute__((unused)) void copy_file(const char *from, const char *to)
 {
 	char cmd[1024];
 
@@ -121,7 +121,7 @@ static void copy_file(const char *from, const char *to)
 }
 
 /* A fresh temporary directory; the caller removes it with rm_tmpdir. */
-static char *make_tmpdir(void)
+static __attribute__((unused)) char *make_tmpdir(void)
 {
 	char *t = strdup("/tmp/test_lsmt.XXXXXX");
 
@@ -130,7 +130,7 @@ static char *make_tmpdir(void)
 	return t;
 }
 
-static void rm_tmpdir(char *t)
+static __attribute__((unused)) void rm_tmpdir(char *t)
 {
 	char cmd[512];
 
@@ -140,7 +140,7 @@ static void rm_tmpdir(char *t)
 	free(t);
 }
 
-static char *path_in(const char *dir, const char *name)
+static __attribute__((unused)) char *path_in(const char *dir, const char *name)
 {
 	static char buf[4][512];
 	static int k;

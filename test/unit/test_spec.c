@@ -308,6 +308,14 @@ static void test_result_file(void **state)
 	free(r);
 	json = "{\"resultFile\":";
 	assert_null(spec_peek_result_file(json, strlen(json)));
+	/* Invalid JSON: found by a plain scan. */
+	json = "{ \"resultFile\" :\n \"/x/half\", \"lowers\": [ {\"file\": }";
+	r = spec_peek_result_file(json, strlen(json));
+	assert_non_null(r);
+	assert_string_equal(r, "/x/half");
+	free(r);
+	json = "{\"resultFile\": \"/x/esc\\\"aped\", \"lowers\": [";
+	assert_null(spec_peek_result_file(json, strlen(json)));
 	json = "{\"resultFile\":\"relative\"}";
 	assert_null(spec_peek_result_file(json, strlen(json)));
 }
