@@ -538,6 +538,7 @@ static void test_compress_empty_and_errors(void **state)
 	dst = mem_file(NULL, 0);
 	assert_int_equal(zfile_decompress(src, dst), -EINVAL);
 	bdev_file_close(dst);
+	bdev_file_close(src);
 }
 
 int main(void)
