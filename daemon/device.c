@@ -136,6 +136,7 @@ static void open_done(void *arg, struct image *img, int rc, const char *err)
 		 bdev_writable(img->bdev) ? "writable" : "read-only",
 		 (unsigned long long)bdev_size(img->bdev));
 	report(v, v->spec->result_file, NULL);
+	image_start_downloads(img, v->spec, d->reg);
 	daemon_progress(d);
 }
 
