@@ -40,6 +40,10 @@ void cache_store_evict(struct cache_store *s);
 /* Bytes of cached data (units present) across every blob. */
 uint64_t cache_store_usage(struct cache_store *s);
 
+/* Size recorded for DIGEST by an earlier open (its map header): 0 or
+ * -ENOENT.  Lets a restart open cached blobs while the origin is away. */
+int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size);
+
 /* DIGEST is "algo:hex"; SIZE the blob's exact size. */
 int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 		    cache_fetch_fn fetch, void *ctx, struct cache_blob **out);

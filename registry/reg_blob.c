@@ -45,6 +45,17 @@ bool reg_is_remote(struct bdev_file *f)
 	return reg_blob_is(f);
 }
 
+/*
+ * After a 401: refresh credentials?  A request sent anonymously earns its
+ * first challenge; a rejected token or password is fetched again once
+ * (issue 4), and a second rejection is final.
+ */
+static bool auth_more(unsigned *tries, const struct reg_auth_state *st)
+{
+	*tries += st->header[0] ? 2 : 1;
+	return *tries <= 3;
+}
+
 /* One ranged GET to URL: done, or the verdict says what to do next. */
 static enum reg_verdict get_range(struct reg_blob *b, const char *url, const char *auth,
 				  void *buf, size_t len, uint64_t off, struct reg_http_req *r,
@@ -85,7 +96,7 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 	struct reg_retry rt;
 	struct reg_http_req r;
 	struct reg_auth_state st;
-	bool refreshed = false;
+	unsigned auth_tries = 0;
 	int err = 0;
 
 	reg_retry_init(&rt, b->c->timeout_sec);
@@ -123,8 +134,7 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 			reg_redirect_drop(&b->rd, r.url);
 			break;
 		case REG_AUTH:
-			if (!refreshed) {
-				refreshed = true;
+			if (auth_more(&auth_tries, &st)) {
 				err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
 				reg_http_free(&r);
 				if (!err)
@@ -251,7 +261,7 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 	struct reg_retry rt;
 	struct reg_http_req r;
 	struct reg_auth_state st;
-	bool refreshed = false;
+	unsigned auth_tries = 0;
 	int err;
 
 	reg_retry_init(&rt, b->c->timeout_sec);
@@ -302,8 +312,7 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 				return 0;
 			}
 		}
-		if (v == REG_AUTH && !refreshed) {
-			refreshed = true;
+		if (v == REG_AUTH && auth_more(&auth_tries, &st)) {
 			err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
 			reg_http_free(&r);
 			if (!err)
@@ -369,7 +378,15 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = probe_size(b, &probed);
+	if (size && c->cache && !cache_known_size(c->cache, digest, &probed) && probed == size) {
+		/* An earlier open checked this size against the registry: open
+		 * now and meet the registry (auth, redirects) on the first miss,
+		 * so cached layers come up even while the registry is away. */
+		log_debug("registry: %s known to the cache, not probing", b->url);
+		err = 0;
+	} else {
+		err = probe_size(b, &probed);
+	}
 	if (!err && size && probed != size) {
 		log_error("registry: %s is %" PRIu64 " bytes, the spec says %" PRIu64, b->url,
 			  probed, size);
