@@ -9,6 +9,7 @@
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
 #include "iscsi/iscsi.h"
+#include "registry/registry.h"
 #include "scsi/scsi.h"
 
 #include <errno.h>
@@ -87,9 +88,14 @@ static void device_status(struct daemon *d, struct ddev *v, FILE *out)
 		(unsigned long long)bdev_size(img->bdev),
 		bdev_writable(img->bdev) ? "writable" : "read-only", bdev_nlayers(img->bdev),
 		bdev_nlayers(img->bdev) == 1 ? "" : "s", bdev_index_bytes(img->bdev));
-	for (int i = 0; i < img->nlayers; i++)
-		fprintf(out, "  layer %d %s %s\n", i, img->layers[i].remote ? "remote" : "local",
-			img->layers[i].desc ? img->layers[i].desc : "?");
+	for (int i = 0; i < img->nlayers; i++) {
+		char desc[256] = "";
+
+		if (img->layers[i].raw)
+			reg_blob_describe(img->layers[i].raw, desc, sizeof(desc));
+		fprintf(out, "  layer %d %s %s%s%s\n", i, img->layers[i].remote ? "remote" : "local",
+			img->layers[i].desc ? img->layers[i].desc : "?", *desc ? " " : "", desc);
+	}
 	if (img->upper_desc)
 		fprintf(out, "  upper %s\n", img->upper_desc);
 	scsi_dev_stats(v->sdev, &st);
