@@ -76,6 +76,8 @@ struct image_env {
  */
 int image_open(const struct spec *s, const struct image_env *env, struct image **out,
 	       char *err, size_t errlen);
+/* Queue the background downloads of SPEC's remote lowers (loop thread). */
+void image_start_downloads(struct image *img, const struct spec *s, struct reg_ctx *reg);
 /* Flush a writable upper and close everything. */
 int image_close(struct image *img);
 

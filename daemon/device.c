@@ -136,14 +136,17 @@ static void open_done(void *arg, struct image *img, int rc, const char *err)
 		 bdev_writable(img->bdev) ? "writable" : "read-only",
 		 (unsigned long long)bdev_size(img->bdev));
 	report(v, v->spec->result_file, NULL);
+	image_start_downloads(img, v->spec, d->reg);
 	daemon_progress(d);
 }
 
 static void stopped(struct ddev *v)
 {
+	struct daemon *d = v->d;
+
 	v->state = DDEV_FAILED;
-	run_next(v);
-	daemon_progress(v->d);
+	run_next(v); /* may free V */
+	daemon_progress(d);
 }
 
 /* The device is idle (FAILED): do what came in meanwhile. */
@@ -174,7 +177,8 @@ static void ddev_remove(struct ddev *v)
 	case DDEV_SERVING:
 		v->next = DDEV_NEXT_REMOVE;
 		v->state = DDEV_CLOSING;
-		log_info("%s: spec removed, removing target %s", v->name, v->iqn);
+		log_info("%s: %s, removing target %s", v->name,
+			 v->d->stopping ? "shutting down" : "spec removed", v->iqn);
 		target_stop(v, stopped);
 		break;
 	case DDEV_FAILED:
@@ -235,13 +239,20 @@ void ddev_spec_event(struct daemon *d, const char *fname)
 		return;
 	}
 	if (v && (v->state == DDEV_OPENING || v->state == DDEV_CLOSING)) {
-		v->next = DDEV_NEXT_RELOAD;
+		/* An unchanged spec (a re-scan) lets the running open finish. */
+		if (!(v->state == DDEV_OPENING && rc == 0 && len == v->len &&
+		      !memcmp(text, v->text, len)))
+			v->next = DDEV_NEXT_RELOAD;
 		free(text);
 		return;
 	}
 	if (v && v->state == DDEV_SERVING && rc == 0 && len == v->len &&
 	    !memcmp(text, v->text, len)) {
+		/* Same bytes: keep serving, but answer again (the writer may
+		 * have removed resultFile to wait for a fresh one). */
 		free(text);
+		if (v->spec->result_file && spec_write_result(v->spec->result_file, NULL) < 0)
+			log_error("%s: cannot write resultFile %s", v->name, v->spec->result_file);
 		return;
 	}
 	if (!v && !(v = ddev_new(d, name, fname))) {
