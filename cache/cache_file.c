@@ -1,0 +1,567 @@
+/*
+ * cache_file: one cached blob.  <dir>/<digest> is a sparse file at blob
+ * offsets; <dir>/<digest>.map records which fill units hold durable data.
+ * A miss claims its missing units (others that need them wait: single
+ * flight), fetches each run in one request, writes it, and marks it present
+ * in memory; the on-disk bit follows only after fdatasync of the data, so a
+ * kill -9 or power loss at any point leaves at worst units to fetch again.
+ * Sequential readers get read-ahead by growing their fetch runs.
+ */
+#include "cache_int.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Flush durability at least this often while filling. */
+#define FLUSH_BYTES (16u << 20)
+#define FLUSH_MS 1000u
+/* One fetch covers at most this much (bounds memory per reader). */
+#define RUN_MAX (8u << 20)
+/* Read-ahead grows from 1 MiB to 8 MiB for a sequential reader. */
+#define RA_MIN (1u << 20)
+#define RA_MAX (8u << 20)
+#define BYPASS_MS 10000u
+
+uint64_t cache_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool digest_ok(const char *d)
+{
+	const char *colon = strchr(d, ':');
+
+	if (!colon || colon == d || !colon[1] || strlen(d) > 200)
+		return false;
+	for (const char *p = d; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      (p == colon) || *p == '_' || *p == '-' || *p == '+' || *p == '.'))
+			return false;
+	return true;
+}
+
+int cache_blob_paths(struct cache_store *s, const char *digest, char *data, char *map, size_t len)
+{
+	if (!digest_ok(digest))
+		return -EINVAL;
+	if ((size_t)snprintf(data, len, "%s/%s", s->dir, digest) >= len ||
+	    (size_t)snprintf(map, len, "%s/%s.map", s->dir, digest) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static void warn_unwritable(struct cache_blob *b, int err)
+{
+	struct cache_store *s = b->s;
+	uint64_t now = cache_now_ms();
+
+	__atomic_store_n(&b->bypass_until, now + BYPASS_MS, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&s->lock);
+	if (!s->warned_ms || now - s->warned_ms > 60000) {
+		s->warned_ms = now;
+		log_warn("cache: cannot write to %s (%s): reading from the registry directly",
+			 s->dir, strerror(-err));
+	}
+	pthread_mutex_unlock(&s->lock);
+	cache_evict_kick(s);
+}
+
+/* Persist the bits of units whose data is written: data first, then map. */
+int cache_blob_flush(struct cache_blob *b)
+{
+	uint64_t lo, hi;
+	uint8_t *snap;
+	int err = 0;
+
+	pthread_mutex_lock(&b->flush);
+	pthread_mutex_lock(&b->lock);
+	lo = b->dirty_lo;
+	hi = b->dirty_hi;
+	b->dirty_lo = UINT64_MAX;
+	b->dirty_hi = 0;
+	b->pending = 0;
+	b->pending_since = 0;
+	pthread_mutex_unlock(&b->lock);
+	if (lo >= hi) {
+		pthread_mutex_unlock(&b->flush);
+		return 0;
+	}
+	snap = malloc(hi - lo);
+	if (!snap) {
+		err = -ENOMEM;
+		goto undo;
+	}
+	if (fdatasync(b->fd)) {
+		err = -errno;
+		goto undo;
+	}
+	pthread_mutex_lock(&b->lock);
+	/* Only bits still present: eviction may have cleared some meanwhile
+	 * (it writes its own cleared bits durably before punching). */
+	for (uint64_t i = lo; i < hi; i++)
+		b->dmap[i] = b->map[i];
+	memcpy(snap, b->dmap + lo, hi - lo);
+	pthread_mutex_unlock(&b->lock);
+	if (pwrite(b->map_fd, snap, hi - lo, CACHE_MAP_HDR + lo) != (ssize_t)(hi - lo)) {
+		err = errno ? -errno : -EIO;
+		goto undo;
+	}
+	free(snap);
+	pthread_mutex_unlock(&b->flush);
+	return 0;
+undo:
+	free(snap);
+	pthread_mutex_lock(&b->lock);
+	if (lo < b->dirty_lo)
+		b->dirty_lo = lo;
+	if (hi > b->dirty_hi)
+		b->dirty_hi = hi;
+	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->flush);
+	return err;
+}
+
+/* Eviction of an open blob: caller holds b->evict for writing. */
+int cache_blob_punch(struct cache_blob *b)
+{
+	uint64_t mlen = (b->nunits + 7) / 8;
+	int err = 0;
+
+	pthread_mutex_lock(&b->flush);
+	pthread_mutex_lock(&b->lock);
+	memset(b->map, 0, mlen);
+	memset(b->dmap, 0, mlen);
+	b->dirty_lo = UINT64_MAX;
+	b->dirty_hi = 0;
+	b->pending = 0;
+	pthread_mutex_unlock(&b->lock);
+	/* The cleared bits must be on disk before the data goes. */
+	if (pwrite(b->map_fd, b->dmap, mlen, CACHE_MAP_HDR) != (ssize_t)mlen || fdatasync(b->map_fd))
+		err = errno ? -errno : -EIO;
+	else if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, b->size))
+		err = -errno;
+	pthread_mutex_unlock(&b->flush);
+	return err;
+}
+
+static int load_map(struct cache_blob *b, const char *data, const char *map)
+{
+	struct cache_map_hdr h;
+	uint64_t mlen = (b->nunits + 7) / 8;
+	bool fresh = true;
+	struct stat st;
+
+	b->map_fd = open(map, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (b->map_fd < 0)
+		return -errno;
+	if (pread(b->map_fd, &h, sizeof(h), 0) == sizeof(h) &&
+	    !memcmp(h.magic, CACHE_MAP_MAGIC, 8) && h.unit == b->s->unit && h.size == b->size &&
+	    pread(b->map_fd, b->dmap, mlen, CACHE_MAP_HDR) == (ssize_t)mlen)
+		fresh = false;
+	b->fd = open(data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (b->fd < 0)
+		return -errno;
+	if (fstat(b->fd, &st))
+		return -errno;
+	if (fresh || (uint64_t)st.st_size != b->size) {
+		/* Unknown state: start empty.  Drop the data before the map
+		 * claims anything about it. */
+		memset(b->dmap, 0, mlen);
+		if (ftruncate(b->fd, 0) || ftruncate(b->fd, b->size))
+			return -errno;
+		memset(&h, 0, sizeof(h));
+		memcpy(h.magic, CACHE_MAP_MAGIC, 8);
+		h.unit = b->s->unit;
+		h.size = b->size;
+		if (ftruncate(b->map_fd, 0) ||
+		    pwrite(b->map_fd, &h, sizeof(h), 0) != sizeof(h) ||
+		    ftruncate(b->map_fd, CACHE_MAP_HDR + mlen) || fdatasync(b->map_fd))
+			return errno ? -errno : -EIO;
+	}
+	memcpy(b->map, b->dmap, mlen);
+	return 0;
+}
+
+static uint64_t count_bits(const uint8_t *m, uint64_t n)
+{
+	uint64_t c = 0;
+
+	for (uint64_t i = 0; i < (n + 7) / 8; i++)
+		c += __builtin_popcount(m[i]);
+	return c;
+}
+
+int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
+		    cache_fetch_fn fetch, void *ctx, struct cache_blob **out)
+{
+	char data[PATH_MAX], map[PATH_MAX];
+	struct cache_blob *b;
+	uint64_t mlen;
+	int err;
+
+	err = cache_blob_paths(s, digest, data, map, sizeof(data));
+	if (err)
+		return err;
+	pthread_mutex_lock(&s->lock);
+	for (b = s->blobs; b; b = b->next)
+		if (!strcmp(b->digest, digest))
+			break;
+	if (b && b->closing) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
+	if (b && b->refs) {
+		/* One blob opened twice (two devices share a layer): the
+		 * second user shares the first one's state. */
+		if (b->size != size) {
+			pthread_mutex_unlock(&s->lock);
+			return -EINVAL;
+		}
+		b->refs++;
+		pthread_mutex_unlock(&s->lock);
+		*out = b;
+		return 0;
+	}
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b || !(b->digest = strdup(digest))) {
+			free(b);
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+		b->s = s;
+		b->next = s->blobs;
+		s->blobs = b;
+	}
+	/* The entry is ours until refs says otherwise: eviction skips
+	 * entries with refs, so take the ref before the slow part. */
+	b->refs = 1;
+	b->size = size;
+	b->nunits = (size + s->unit - 1) / s->unit;
+	b->fd = b->map_fd = -1;
+	b->fetch = fetch;
+	b->ctx = ctx;
+	b->atime_ms = cache_now_ms();
+	s->usage -= b->bytes;
+	b->bytes = 0;
+	pthread_mutex_unlock(&s->lock);
+
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	{
+		pthread_rwlockattr_t ra;
+
+		/* Eviction must not starve behind a stream of readers. */
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&b->evict, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
+	pthread_mutex_init(&b->flush, NULL);
+	b->dirty_lo = UINT64_MAX;
+	b->dirty_hi = 0;
+	b->pending = b->pending_since = b->next_off = 0;
+	b->ra_units = 0;
+	b->bypass_until = 0;
+	mlen = (b->nunits + 7) / 8;
+	b->map = calloc(1, mlen + 1);
+	b->dmap = calloc(1, mlen + 1);
+	b->filling = calloc(1, mlen + 1);
+	err = b->map && b->dmap && b->filling ? load_map(b, data, map) : -ENOMEM;
+	if (err) {
+		cache_blob_close(b);
+		return err;
+	}
+	pthread_mutex_lock(&s->lock);
+	b->bytes = count_bits(b->map, b->nunits) * s->unit;
+	s->usage += b->bytes;
+	pthread_mutex_unlock(&s->lock);
+	*out = b;
+	return 0;
+}
+
+void cache_blob_free(struct cache_blob *b)
+{
+	free(b->digest);
+	free(b);
+}
+
+void cache_blob_close(struct cache_blob *b)
+{
+	struct cache_store *s = b->s;
+
+	pthread_mutex_lock(&s->lock);
+	if (b->refs > 1) {
+		b->refs--;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	/* Keep the ref while tearing down so eviction leaves us alone;
+	 * a punch already under way finishes first. */
+	b->closing = true;
+	while (b->evicting)
+		pthread_cond_wait(&s->evict_done, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	if (b->fd >= 0 && b->map_fd >= 0 && cache_blob_flush(b))
+		log_warn("cache: %s: could not persist the last fills", b->digest);
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->map_fd >= 0)
+		close(b->map_fd);
+	b->fd = b->map_fd = -1;
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cv);
+	pthread_rwlock_destroy(&b->evict);
+	pthread_mutex_destroy(&b->flush);
+	free(b->map);
+	free(b->dmap);
+	free(b->filling);
+	b->map = b->dmap = b->filling = NULL;
+	pthread_mutex_lock(&s->lock);
+	b->atime_ms = cache_now_ms();
+	b->closing = false;
+	b->refs = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void cache_blob_stats(struct cache_blob *b, uint64_t *present, uint64_t *total)
+{
+	pthread_mutex_lock(&b->lock);
+	*present = count_bits(b->map, b->nunits);
+	*total = b->nunits;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int read_file(struct cache_blob *b, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(b->fd, (char *)buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+static int write_file(struct cache_blob *b, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(b->fd, (const char *)buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ENOSPC;
+		done += n;
+	}
+	return 0;
+}
+
+/* Fetch units [u, u+n) (claimed by us) into the cache file. */
+static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n)
+{
+	uint64_t unit = b->s->unit, off = u * unit, len = n * unit, lo, hi;
+	char *buf;
+	ssize_t got;
+	int err = 0;
+	bool flush = false;
+
+	if (off + len > b->size)
+		len = b->size - off;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	got = b->fetch(b->ctx, buf, len, off);
+	if (got != (ssize_t)len)
+		err = got < 0 ? (int)got : -EIO;
+	else if ((err = write_file(b, buf, len, off)))
+		warn_unwritable(b, err);
+	free(buf);
+	pthread_mutex_lock(&b->lock);
+	for (uint64_t i = u; i < u + n; i++) {
+		bit_clear(b->filling, i);
+		if (!err)
+			bit_set(b->map, i);
+	}
+	if (!err) {
+		lo = u >> 3;
+		hi = ((u + n - 1) >> 3) + 1;
+		if (lo < b->dirty_lo)
+			b->dirty_lo = lo;
+		if (hi > b->dirty_hi)
+			b->dirty_hi = hi;
+		if (!b->pending_since)
+			b->pending_since = cache_now_ms();
+		b->pending += len;
+		flush = b->pending >= FLUSH_BYTES ||
+			cache_now_ms() - b->pending_since >= FLUSH_MS;
+	}
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->lock);
+	if (!err) {
+		struct cache_store *s = b->s;
+		bool over;
+
+		pthread_mutex_lock(&s->lock);
+		b->bytes += n * unit;
+		s->usage += n * unit;
+		over = s->usage > s->limit;
+		pthread_mutex_unlock(&s->lock);
+		if (over)
+			cache_evict_kick(s);
+		if (flush && cache_blob_flush(b))
+			warn_unwritable(b, -EIO);
+	}
+	/* A write failure is not the reader's problem: it will bypass. */
+	return err && got != (ssize_t)len ? err : 0;
+}
+
+/*
+ * Make units [u0, u1] present.  RA extra units past u1 are claimed when
+ * missing and nobody fetches them, as part of the same run.  Returns 0 when
+ * all of [u0, u1] are present, -EAGAIN when the cache could not store them,
+ * or the origin's error.
+ */
+static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra)
+{
+	uint64_t end = u1 + ra < b->nunits - 1 ? u1 + ra : b->nunits - 1;
+	uint64_t max_run = RUN_MAX / b->s->unit ? RUN_MAX / b->s->unit : 1;
+
+	for (;;) {
+		uint64_t run_u = 0, run_n = 0;
+		bool waiting = false;
+		int err;
+
+		pthread_mutex_lock(&b->lock);
+		for (uint64_t i = u0; i <= end; i++) {
+			if (bit_get(b->map, i))
+				continue;
+			if (bit_get(b->filling, i)) {
+				if (i <= u1)
+					waiting = true;
+				if (run_n)
+					break;
+				continue;
+			}
+			if (i > u1 && !run_n)
+				break; /* read-ahead only extends a demand run */
+			if (run_n && (i != run_u + run_n || run_n >= max_run))
+				break;
+			if (!run_n)
+				run_u = i;
+			bit_set(b->filling, i);
+			run_n++;
+		}
+		if (!run_n) {
+			if (!waiting) {
+				pthread_mutex_unlock(&b->lock);
+				return 0;
+			}
+			/* Others fetch what we need: wait for one to finish. */
+			pthread_cond_wait(&b->cv, &b->lock);
+			pthread_mutex_unlock(&b->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&b->lock);
+		err = fill_run(b, run_u, run_n);
+		if (err) {
+			/* Read-ahead failing is not this read's failure. */
+			if (run_u > u1)
+				return 0;
+			return err;
+		}
+		if (__atomic_load_n(&b->bypass_until, __ATOMIC_RELAXED) > cache_now_ms())
+			return -EAGAIN;
+	}
+}
+
+static bool all_present(struct cache_blob *b, uint64_t u0, uint64_t u1)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&b->lock);
+	for (uint64_t i = u0; i <= u1 && ok; i++)
+		ok = bit_get(b->map, i);
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+ssize_t cache_blob_read_cached(struct cache_blob *b, void *buf, size_t len, uint64_t off)
+{
+	uint64_t unit = b->s->unit;
+	ssize_t ret = 0;
+
+	if (off >= b->size || !len)
+		return 0;
+	if (len > b->size - off)
+		len = b->size - off;
+	if (pthread_rwlock_tryrdlock(&b->evict))
+		return 0;
+	if (all_present(b, off / unit, (off + len - 1) / unit) && !read_file(b, buf, len, off))
+		ret = len;
+	pthread_rwlock_unlock(&b->evict);
+	return ret;
+}
+
+ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off)
+{
+	uint64_t unit = b->s->unit, u0, u1, ra = 0;
+	int err;
+
+	if (off >= b->size || !len)
+		return 0;
+	if (len > b->size - off)
+		len = b->size - off;
+	u0 = off / unit;
+	u1 = (off + len - 1) / unit;
+	__atomic_store_n(&b->atime_ms, cache_now_ms(), __ATOMIC_RELAXED);
+
+	pthread_mutex_lock(&b->lock);
+	if (off == b->next_off && off) {
+		/* Sequential: double the read-ahead up to RA_MAX. */
+		b->ra_units = b->ra_units ? b->ra_units * 2 : RA_MIN / unit;
+		if (b->ra_units > RA_MAX / unit)
+			b->ra_units = RA_MAX / unit;
+		ra = b->ra_units;
+	} else if (off + len != b->next_off) {
+		b->ra_units = 0;
+	}
+	b->next_off = off + len;
+	pthread_mutex_unlock(&b->lock);
+
+	pthread_rwlock_rdlock(&b->evict);
+	if (__atomic_load_n(&b->bypass_until, __ATOMIC_RELAXED) > cache_now_ms() &&
+	    !all_present(b, u0, u1)) {
+		err = -EAGAIN;
+	} else {
+		err = ensure(b, u0, u1, ra);
+		if (!err && (err = read_file(b, buf, len, off))) {
+			warn_unwritable(b, err);
+			err = -EAGAIN;
+		}
+	}
+	pthread_rwlock_unlock(&b->evict);
+	/* The cache failed us (full, unwritable): the origin may not. */
+	if (err == -EAGAIN)
+		return b->fetch(b->ctx, buf, len, off);
+	return err ? err : (ssize_t)len;
+}

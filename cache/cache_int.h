@@ -1,0 +1,104 @@
+/*
+ * Internal declarations shared by the cache/ files.
+ */
+#ifndef OBD_CACHE_INT_H
+#define OBD_CACHE_INT_H
+
+#include "cache.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * <digest>.map: a 64-byte header then one bit per fill unit, set only once
+ * the unit's data in <digest> is durable (fdatasync before the bit is
+ * written).  The header pins unit and size: a mismatch discards the blob.
+ */
+#define CACHE_MAP_MAGIC "OBDCMAP1"
+#define CACHE_MAP_HDR 64u
+
+struct cache_map_hdr {
+	char magic[8];
+	uint32_t unit;
+	uint32_t reserved;
+	uint64_t size;
+};
+
+/* One cached blob, open or not: the store keeps every one for LRU. */
+struct cache_blob {
+	struct cache_store *s;
+	struct cache_blob *next;
+	char *digest;
+	uint64_t size;
+	uint64_t nunits;
+	uint64_t atime_ms;      /* last use, for LRU (CLOCK_MONOTONIC) */
+	uint64_t bytes;         /* cached bytes counted against the limit */
+	int refs;               /* opens; under the store lock */
+	bool closing;           /* last close tearing down; under the store lock */
+	bool evicting;          /* eviction is punching it; under the store lock */
+
+	/* Valid while refs > 0. */
+	int fd, map_fd;
+	cache_fetch_fn fetch;
+	void *ctx;
+	pthread_mutex_t lock;   /* map, filling, dmap, dirty range */
+	pthread_cond_t cv;      /* a fill finished */
+	pthread_rwlock_t evict; /* readers share; eviction punches exclusively */
+	pthread_mutex_t flush;  /* one durability flush at a time */
+	uint8_t *map;           /* units present (in memory: written, maybe not durable) */
+	uint8_t *dmap;          /* units whose bit is on disk */
+	uint8_t *filling;       /* units being fetched by some reader */
+	uint64_t dirty_lo, dirty_hi; /* map bytes differing from dmap */
+	uint64_t pending;       /* bytes written since the last flush */
+	uint64_t pending_since;
+	uint64_t next_off;      /* sequential detection */
+	unsigned ra_units;
+	uint64_t bypass_until;  /* cache unwritable: straight to the origin */
+};
+
+struct cache_store {
+	char *dir;
+	uint64_t limit, free_floor;
+	uint32_t unit;
+	unsigned scan_ms;
+	pthread_mutex_t lock;   /* blobs list, usage, refs */
+	pthread_cond_t cv;      /* wakes the eviction thread */
+	pthread_cond_t evict_done; /* an open blob's punch finished */
+	pthread_t thread;
+	bool thread_started;
+	bool stop;
+	bool kick;
+	struct cache_blob *blobs;
+	uint64_t usage;
+	uint64_t warned_ms;
+};
+
+static inline bool bit_get(const uint8_t *m, uint64_t i)
+{
+	return m[i >> 3] & (1u << (i & 7));
+}
+
+static inline void bit_set(uint8_t *m, uint64_t i)
+{
+	m[i >> 3] |= 1u << (i & 7);
+}
+
+static inline void bit_clear(uint8_t *m, uint64_t i)
+{
+	m[i >> 3] &= ~(1u << (i & 7));
+}
+
+uint64_t cache_now_ms(void);
+/* cache_file.c */
+void cache_blob_free(struct cache_blob *b);
+int cache_blob_flush(struct cache_blob *b);
+int cache_blob_paths(struct cache_store *s, const char *digest, char *data, char *map, size_t len);
+/* Drop an open blob's cached data: bits cleared durably, then holes. */
+int cache_blob_punch(struct cache_blob *b);
+/* cache_evict.c */
+int cache_evict_start(struct cache_store *s);
+void cache_evict_stop(struct cache_store *s);
+void cache_evict_kick(struct cache_store *s);
+
+#endif

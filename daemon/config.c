@@ -1,0 +1,374 @@
+/*
+ * config: the global config file (config.md section 2, the keys the
+ * daemon uses, plus our iSCSI keys).  One table row per key.  Unknown keys
+ * are warned about (the reference ignores them silently); a wrong type or
+ * a bad value fails start-up with the key's name in the message.
+ */
+#include "daemon_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type {
+	KT_U32,      /* unsigned / uint32_t / int field */
+	KT_U64,
+	KT_STR,      /* char *; "" = unset (NULL) */
+	KT_STRARR,   /* char ** with an int count right after it */
+	KT_PORTALS,
+	KT_IQN,
+	KT_CHAP,
+	KT_DOWNLOAD,
+};
+
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	size_t count_off; /* KT_STRARR/KT_PORTALS: the int count */
+	uint64_t min, max;
+};
+
+#define F(x) offsetof(struct cfg, x)
+#define U24 16777215u
+
+/* config.md section 2 and issue 3; ranges from RFC 7143 section 13. */
+static const struct key keys[] = {
+	{ "logLevel", KT_U32, F(log_level), 0, 0, 3 },
+	{ "logPath", KT_STR, F(log_path), 0, 0, 0 },
+	{ "ioEngine", KT_U32, F(io_engine), 0, 0, 2 },
+	{ "registryCacheDir", KT_STR, F(registry_cache_dir), 0, 0, 0 },
+	{ "registryCacheSizeGB", KT_U64, F(registry_cache_size_gb), 0, 0, 1u << 20 },
+	{ "credentialFilePath", KT_STR, F(credential_file_path), 0, 0, 0 },
+	{ "download", KT_DOWNLOAD, F(download), 0, 0, 0 },
+	{ "portals", KT_PORTALS, F(portals), F(nportals), 0, 0 },
+	{ "spoolDir", KT_STR, F(spool_dir), 0, 0, 0 },
+	{ "iqnPrefix", KT_IQN, F(iqn_prefix), 0, 0, 0 },
+	{ "controlSocket", KT_STR, F(control_socket), 0, 0, 0 },
+	{ "discoveryAuth", KT_CHAP, F(discovery_auth), 0, 0, 0 },
+	{ "acl", KT_STRARR, F(acl), F(nacl), 0, 0 },
+	{ "ioThreads", KT_U32, F(io_threads), 0, 1, 256 },
+	{ "nopInterval", KT_U32, F(nop_interval), 0, 1, 3600 },
+	{ "nopTimeout", KT_U32, F(nop_timeout), 0, 1, 3600 },
+	{ "loginTimeout", KT_U32, F(login_timeout), 0, 1, 3600 },
+	{ "maxConnectionsPerSource", KT_U32, F(max_connections_per_source), 0, 1, 65536 },
+	{ "maxConnections", KT_U32, F(max_connections), 0, 1, 65536 },
+	{ "maxRecvDataSegmentLength", KT_U32, F(max_recv_data_segment_length), 0, 512, U24 },
+	{ "maxBurstLength", KT_U32, F(max_burst_length), 0, 512, U24 },
+	{ "firstBurstLength", KT_U32, F(first_burst_length), 0, 512, U24 },
+	{ "queueDepth", KT_U32, F(queue_depth), 0, 1, 4096 },
+};
+
+static char *xstrdup(const char *s)
+{
+	char *r = strdup(s);
+
+	if (!r)
+		abort();
+	return r;
+}
+
+int cfg_default(struct cfg **out)
+{
+	struct cfg *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->log_level = 1;
+	c->io_engine = 0;
+	c->registry_cache_dir = xstrdup("/var/cache/overlaybd-iscsid");
+	c->registry_cache_size_gb = 4;
+	/* config.md section 6 defaults. */
+	c->download = (struct cfg_download){ .enable = false, .delay = 300, .delay_extra = 30,
+					     .max_mbps = 100, .try_cnt = 5,
+					     .block_size = 262144 };
+	c->portals = calloc(2, sizeof(char *));
+	if (!c->portals)
+		abort();
+	c->portals[0] = xstrdup("127.0.0.1:3260");
+	c->nportals = 1;
+	c->spool_dir = xstrdup("/var/lib/overlaybd-iscsid/spool");
+	c->iqn_prefix = xstrdup("iqn.2026-11.io.overlaybd");
+	c->control_socket = xstrdup("/run/overlaybd-iscsid/control.sock");
+	c->io_threads = 4;
+	c->nop_interval = 5;
+	c->nop_timeout = 15;
+	c->login_timeout = 15;
+	c->max_connections_per_source = 64;
+	c->max_connections = 4096;
+	c->max_recv_data_segment_length = 262144;
+	c->max_burst_length = 16776192;
+	c->first_burst_length = 262144;
+	c->queue_depth = 128;
+	*out = c;
+	return 0;
+}
+
+void cfg_free(struct cfg *c)
+{
+	if (!c)
+		return;
+	free(c->log_path);
+	free(c->registry_cache_dir);
+	free(c->credential_file_path);
+	dj_strarray_free(c->portals, c->nportals);
+	free(c->spool_dir);
+	free(c->iqn_prefix);
+	free(c->control_socket);
+	cfg_chap_free(&c->discovery_auth);
+	dj_strarray_free(c->acl, c->nacl);
+	free(c);
+}
+
+/* "ADDR:PORT" or "[V6ADDR]:PORT", numeric (no name lookups at start-up). */
+static int portal_check(const char *p, const char *path, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(p, ':');
+	unsigned char bin[16];
+	size_t hl;
+	char *end;
+	long port;
+
+	if (!colon)
+		goto bad;
+	hl = colon - p;
+	port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || port < 1 || port > 65535 || hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, p, hl);
+	host[hl] = 0;
+	if (host[0] == '[') {
+		if (hl < 3 || host[hl - 1] != ']')
+			goto bad;
+		host[hl - 1] = 0;
+		if (inet_pton(AF_INET6, host + 1, bin) != 1)
+			goto bad;
+		return 0;
+	}
+	if (inet_pton(AF_INET, host, bin) == 1)
+		return 0;
+bad:
+	snprintf(err, errlen, "%s: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT (numeric, port 1..65535)",
+		 path, p);
+	return -EINVAL;
+}
+
+/* RFC 7143 4.2.7.2: iqn.yyyy-mm.reversed.domain, lower case. */
+static int iqn_check(const char *s, const char *path, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+
+	if (n < 12 || n > 200 || strncmp(s, "iqn.", 4) ||
+	    !(s[4] >= '0' && s[4] <= '9') || s[8] != '-' || s[11] != '.')
+		goto bad;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '.' || ch == ':'))
+			goto bad;
+	}
+	if (s[n - 1] == ':' || s[n - 1] == '.')
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen,
+		 "%s: \"%s\" is not an iqn.yyyy-mm.domain name (lower case, digits, '-', '.', ':')",
+		 path, s);
+	return -EINVAL;
+}
+
+int cfg_download_parse(json_t *v, const char *path, struct cfg_download *out, char *err,
+		       size_t errlen)
+{
+	struct cfg_download d = *out;
+	const char *key;
+	json_t *val;
+	char p[256];
+	uint64_t u;
+	int rc = 0;
+
+	if (!json_is_object(v)) {
+		snprintf(err, errlen, "%s: expected an object", path);
+		return -EINVAL;
+	}
+	json_object_foreach(v, key, val) {
+		snprintf(p, sizeof(p), "%s.%s", path, key);
+		if (!strcmp(key, "enable"))
+			rc = dj_bool(val, p, &d.enable, err, errlen);
+		else if (!strcmp(key, "maxMBps") && json_is_integer(val) &&
+			 json_integer_value(val) <= 0)
+			d.max_mbps = 0; /* config.md 6: <= 0 means unthrottled */
+		else if (!strcmp(key, "delay"))
+			rc = dj_uint(val, p, 0, 86400 * 365, &u, err, errlen), d.delay = u;
+		else if (!strcmp(key, "delayExtra"))
+			rc = dj_uint(val, p, 0, 86400, &u, err, errlen), d.delay_extra = u;
+		else if (!strcmp(key, "maxMBps"))
+			rc = dj_uint(val, p, 0, 1u << 20, &u, err, errlen), d.max_mbps = u;
+		else if (!strcmp(key, "tryCnt"))
+			rc = dj_uint(val, p, 1, 1000, &u, err, errlen), d.try_cnt = u;
+		else if (!strcmp(key, "blockSize"))
+			rc = dj_uint(val, p, 4096, 64u << 20, &u, err, errlen), d.block_size = u;
+		else
+			log_warn("%s: unknown key, ignored", p);
+		if (rc < 0)
+			return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+static int set_key(struct cfg *c, const struct key *k, json_t *v, char *err, size_t errlen)
+{
+	char *base = (char *)c;
+	uint64_t u;
+	int rc;
+
+	switch (k->type) {
+	case KT_U32:
+		rc = dj_uint(v, k->name, k->min, k->max, &u, err, errlen);
+		if (!rc) {
+			uint32_t x = u;
+
+			memcpy(base + k->off, &x, sizeof(x));
+		}
+		return rc;
+	case KT_U64:
+		rc = dj_uint(v, k->name, k->min, k->max, &u, err, errlen);
+		if (!rc)
+			memcpy(base + k->off, &u, sizeof(u));
+		return rc;
+	case KT_STR:
+	case KT_IQN: {
+		char **field = (char **)(base + k->off);
+
+		rc = dj_string(v, k->name, field, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (k->type == KT_IQN)
+			return iqn_check(*field, k->name, err, errlen);
+		if (!**field) {
+			free(*field);
+			*field = NULL;
+		}
+		return 0;
+	}
+	case KT_STRARR:
+	case KT_PORTALS: {
+		char ***arr = (char ***)(base + k->off);
+		int *n = (int *)(base + k->count_off);
+
+		rc = dj_strarray(v, k->name, arr, n, err, errlen);
+		if (rc < 0 || k->type != KT_PORTALS)
+			return rc;
+		if (*n == 0) {
+			snprintf(err, errlen, "%s: at least one portal is needed", k->name);
+			return -EINVAL;
+		}
+		for (int i = 0; i < *n; i++) {
+			char p[64];
+
+			snprintf(p, sizeof(p), "%s[%d]", k->name, i);
+			rc = portal_check((*arr)[i], p, err, errlen);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	case KT_CHAP:
+		return cfg_chap_parse(v, k->name, (struct cfg_chap *)(base + k->off), err, errlen);
+	case KT_DOWNLOAD:
+		return cfg_download_parse(v, k->name, (struct cfg_download *)(base + k->off), err,
+					  errlen);
+	}
+	return -EINVAL;
+}
+
+int cfg_parse(const char *text, size_t len, struct cfg **out, char *err, size_t errlen)
+{
+	json_error_t je;
+	struct cfg *c;
+	const char *key;
+	json_t *root, *val;
+	int rc = 0;
+
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		dj_parse_error(&je, err, errlen);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		snprintf(err, errlen, "the config must be a JSON object");
+		json_decref(root);
+		return -EINVAL;
+	}
+	rc = cfg_default(&c);
+	if (rc < 0) {
+		json_decref(root);
+		return rc;
+	}
+	json_object_foreach(root, key, val) {
+		size_t i;
+
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strcmp(keys[i].name, key))
+				break;
+		if (i == sizeof(keys) / sizeof(keys[0])) {
+			log_warn("config: unknown key \"%s\", ignored", key);
+			continue;
+		}
+		rc = set_key(c, &keys[i], val, err, errlen);
+		if (rc < 0)
+			break;
+	}
+	json_decref(root);
+	if (!rc && c->first_burst_length > c->max_burst_length) {
+		/* RFC 7143 13.14: FirstBurstLength must not exceed MaxBurstLength. */
+		snprintf(err, errlen, "firstBurstLength: %u exceeds maxBurstLength %u",
+			 c->first_burst_length, c->max_burst_length);
+		rc = -EINVAL;
+	}
+	if (!rc && !c->spool_dir) {
+		snprintf(err, errlen, "spoolDir: must not be empty");
+		rc = -EINVAL;
+	}
+	if (rc < 0) {
+		cfg_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc;
+
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	text = malloc(1 << 20);
+	if (!text) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	len = fread(text, 1, 1 << 20, f);
+	if (ferror(f) || len == 1 << 20) {
+		snprintf(err, errlen, "cannot read config %s: %s", path,
+			 ferror(f) ? strerror(errno) : "larger than 1 MiB");
+		fclose(f);
+		free(text);
+		return -EINVAL;
+	}
+	fclose(f);
+	rc = cfg_parse(text, len, out, err, errlen);
+	free(text);
+	return rc;
+}

@@ -1,0 +1,350 @@
+/*
+ * device: the table of spool devices and the life of each one.
+ *
+ * A device is OPENING (a worker opens its image), SERVING, FAILED (its
+ * reason went to resultFile) or CLOSING (its target is being removed).
+ * Spool events that arrive while a device is busy are remembered in
+ * `next` and acted on once it is idle, so an image is never opened twice
+ * at once (a writable upper must have a single writer).  One bad spec only
+ * ever affects its own entry.
+ */
+#include "daemon_int.h"
+#include "blockdev/bdev.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REASON_LEN 1024
+
+struct ddev *ddev_find(struct daemon *d, const char *name)
+{
+	for (struct ddev *v = d->devs; v; v = v->link)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+static struct ddev *ddev_new(struct daemon *d, const char *name, const char *fname)
+{
+	struct ddev *v = calloc(1, sizeof(*v));
+
+	if (!v || !(v->name = strdup(name)) || !(v->fname = strdup(fname))) {
+		if (v)
+			free(v->name);
+		free(v);
+		return NULL;
+	}
+	v->d = d;
+	v->state = DDEV_FAILED;
+	v->link = d->devs;
+	d->devs = v;
+	return v;
+}
+
+static void ddev_free(struct ddev *v)
+{
+	struct ddev **pp;
+
+	for (pp = &v->d->devs; *pp; pp = &(*pp)->link)
+		if (*pp == v) {
+			*pp = v->link;
+			break;
+		}
+	free(v->name);
+	free(v->fname);
+	free(v->iqn);
+	free(v->text);
+	free(v->reason);
+	spec_free(v->spec);
+	free(v);
+}
+
+static void set_text(struct ddev *v, char *text, size_t len)
+{
+	free(v->text);
+	v->text = text;
+	v->len = len;
+}
+
+/* Record the outcome: resultFile and the log get the same line. */
+static void report(struct ddev *v, const char *result_file, const char *reason)
+{
+	int rc;
+
+	if (reason)
+		log_error("%s: failed:%s", v->name, reason);
+	else
+		log_info("%s: success (target %s)", v->name, v->iqn);
+	if (!result_file)
+		return;
+	rc = spec_write_result(result_file, reason);
+	if (rc < 0)
+		log_error("%s: cannot write resultFile %s: %s", v->name, result_file,
+			  strerror(-rc));
+}
+
+static void fail(struct ddev *v, const char *result_file, const char *reason)
+{
+	free(v->reason);
+	v->reason = strdup(reason);
+	v->state = DDEV_FAILED;
+	report(v, result_file, reason);
+}
+
+static void run_next(struct ddev *v);
+
+static void open_done(void *arg, struct image *img, int rc, const char *err)
+{
+	struct ddev *v = arg;
+	struct daemon *d = v->d;
+	char reason[REASON_LEN];
+
+	if (d->stopping || v->next != DDEV_NEXT_NONE) {
+		/* Superseded while it opened: drop the image unannounced. */
+		image_close(img);
+		v->state = DDEV_FAILED;
+		if (d->stopping)
+			v->next = DDEV_NEXT_REMOVE;
+		run_next(v);
+		daemon_progress(d);
+		return;
+	}
+	if (rc < 0) {
+		fail(v, v->spec->result_file, err);
+		daemon_progress(d);
+		return;
+	}
+	v->img = img;
+	rc = target_start(v, reason, sizeof(reason));
+	if (rc < 0) {
+		image_close(img);
+		v->img = NULL;
+		fail(v, v->spec->result_file, reason);
+		daemon_progress(d);
+		return;
+	}
+	v->state = DDEV_SERVING;
+	free(v->reason);
+	v->reason = NULL;
+	log_info("%s: serving %s: %d lower layer%s, %s, %llu bytes", v->name, v->iqn,
+		 img->nlayers, img->nlayers == 1 ? "" : "s",
+		 bdev_writable(img->bdev) ? "writable" : "read-only",
+		 (unsigned long long)bdev_size(img->bdev));
+	report(v, v->spec->result_file, NULL);
+	image_start_downloads(img, v->spec, d->reg);
+	daemon_progress(d);
+}
+
+static void stopped(struct ddev *v)
+{
+	struct daemon *d = v->d;
+
+	v->state = DDEV_FAILED;
+	run_next(v); /* may free V */
+	daemon_progress(d);
+}
+
+/* The device is idle (FAILED): do what came in meanwhile. */
+static void run_next(struct ddev *v)
+{
+	enum ddev_next next = v->next;
+
+	v->next = DDEV_NEXT_NONE;
+	if (next == DDEV_NEXT_REMOVE) {
+		ddev_free(v);
+	} else if (next == DDEV_NEXT_RELOAD) {
+		char *fname = strdup(v->fname);
+
+		if (fname) {
+			ddev_spec_event(v->d, fname);
+			free(fname);
+		}
+	}
+}
+
+static void ddev_remove(struct ddev *v)
+{
+	switch (v->state) {
+	case DDEV_OPENING:
+	case DDEV_CLOSING:
+		v->next = DDEV_NEXT_REMOVE;
+		break;
+	case DDEV_SERVING:
+		v->next = DDEV_NEXT_REMOVE;
+		v->state = DDEV_CLOSING;
+		log_info("%s: spec removed, removing target %s", v->name, v->iqn);
+		target_stop(v, stopped);
+		break;
+	case DDEV_FAILED:
+		ddev_free(v);
+		break;
+	}
+}
+
+/* A symlink that leads out of the spool is not served, but its resultFile
+ * still learns why. */
+static char *peek_through(const char *spool, const char *fname)
+{
+	char path[4096], buf[65536];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", spool, fname);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n > 0 ? spec_peek_result_file(buf, n) : NULL;
+}
+
+static bool iqn_taken(struct daemon *d, const struct ddev *self, const char *iqn,
+		      const char **by)
+{
+	for (struct ddev *v = d->devs; v; v = v->link)
+		if (v != self && v->iqn && v->state != DDEV_FAILED && !strcmp(v->iqn, iqn)) {
+			*by = v->fname;
+			return true;
+		}
+	return false;
+}
+
+void ddev_spec_event(struct daemon *d, const char *fname)
+{
+	size_t fl = strlen(fname), sl = strlen(SPEC_SUFFIX);
+	char name[256], err[REASON_LEN];
+	struct spec *s = NULL;
+	char *text = NULL, *rf;
+	const char *other;
+	struct image_env env;
+	struct ddev *v;
+	size_t len = 0;
+	int rc;
+
+	if (d->stopping || fl <= sl || fl - sl >= sizeof(name))
+		return;
+	memcpy(name, fname, fl - sl);
+	name[fl - sl] = 0;
+	v = ddev_find(d, name);
+	rc = spec_read(d->cfg->spool_dir, fname, &text, &len, err, sizeof(err));
+	if (rc == -ENOENT) {
+		if (v)
+			ddev_remove(v);
+		return;
+	}
+	if (v && (v->state == DDEV_OPENING || v->state == DDEV_CLOSING)) {
+		/* An unchanged spec (a re-scan) lets the running open finish. */
+		if (!(v->state == DDEV_OPENING && rc == 0 && len == v->len &&
+		      !memcmp(text, v->text, len)))
+			v->next = DDEV_NEXT_RELOAD;
+		free(text);
+		return;
+	}
+	if (v && v->state == DDEV_SERVING && rc == 0 && len == v->len &&
+	    !memcmp(text, v->text, len)) {
+		/* Same bytes: keep serving, but answer again (the writer may
+		 * have removed resultFile to wait for a fresh one). */
+		free(text);
+		if (v->spec->result_file && spec_write_result(v->spec->result_file, NULL) < 0)
+			log_error("%s: cannot write resultFile %s", v->name, v->spec->result_file);
+		return;
+	}
+	if (!v && !(v = ddev_new(d, name, fname))) {
+		free(text);
+		return;
+	}
+	if (v->state == DDEV_SERVING) {
+		/* Changed spec: take the old target down, then open the new one. */
+		log_info("%s: spec changed, re-opening", name);
+		free(text);
+		v->next = DDEV_NEXT_RELOAD;
+		v->state = DDEV_CLOSING;
+		target_stop(v, stopped);
+		return;
+	}
+	spec_free(v->spec);
+	v->spec = NULL;
+	free(v->iqn);
+	v->iqn = NULL;
+	if (rc < 0) {
+		rf = rc == -EPERM ? peek_through(d->cfg->spool_dir, fname) : NULL;
+		set_text(v, NULL, 0);
+		fail(v, rf, err);
+		free(rf);
+		return;
+	}
+	set_text(v, text, len);
+	rc = spec_parse(text, len, d->cfg, name, &s, err, sizeof(err));
+	if (rc < 0) {
+		rf = spec_peek_result_file(text, len);
+		fail(v, rf, err);
+		free(rf);
+		return;
+	}
+	v->spec = s;
+	v->iqn = strdup(s->iqn);
+	if (iqn_taken(d, v, s->iqn, &other)) {
+		snprintf(err, sizeof(err), "duplicated target name %s (already used by %s)", s->iqn,
+			 other);
+		free(v->iqn);
+		v->iqn = NULL;
+		fail(v, s->result_file, err);
+		return;
+	}
+	env.io_engine = d->cfg->io_engine;
+	env.reg = d->reg;
+	v->state = DDEV_OPENING;
+	log_info("%s: opening %d lower layer%s%s", name, s->nlowers, s->nlowers == 1 ? "" : "s",
+		 s->upper_data ? " and a writable upper" : "");
+	rc = image_open_async(d->runner, s, &env, open_done, v);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "cannot start the open job: %s", strerror(-rc));
+		fail(v, s->result_file, err);
+	}
+}
+
+void ddev_rescan(struct daemon *d)
+{
+	struct dirent *e;
+	struct ddev *v, *nx;
+	struct stat st;
+	char path[4096];
+	DIR *dir;
+
+	/* Devices whose spec is gone first, then every spec present. */
+	for (v = d->devs; v; v = nx) {
+		nx = v->link;
+		snprintf(path, sizeof(path), "%s/%s", d->cfg->spool_dir, v->fname);
+		if (lstat(path, &st) < 0 && errno == ENOENT)
+			ddev_remove(v);
+	}
+	dir = opendir(d->cfg->spool_dir);
+	if (!dir) {
+		log_error("spool %s: %s", d->cfg->spool_dir, strerror(errno));
+		return;
+	}
+	while ((e = readdir(dir)))
+		if (spool_is_spec(e->d_name))
+			ddev_spec_event(d, e->d_name);
+	closedir(dir);
+}
+
+void ddev_stop_all(struct daemon *d)
+{
+	struct ddev *v, *nx;
+
+	for (v = d->devs; v; v = nx) {
+		nx = v->link;
+		ddev_remove(v);
+	}
+}
+
+bool ddev_all_idle(struct daemon *d)
+{
+	return d->devs == NULL;
+}

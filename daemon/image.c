@@ -1,0 +1,415 @@
+/*
+ * image: open the layer stack of a spec (config.md 1.1, 1.2) into a
+ * struct bdev.
+ *
+ * Opening may block for a long time (remote lowers wait for the registry,
+ * whose transfers run on the event loop), so it never runs on the loop
+ * thread: image_open_async() gives each job a worker thread, which opens
+ * the lowers in parallel (at most 32 at a time, as the reference does) and
+ * hands the result back to the loop through ev_async.
+ */
+#include "daemon_int.h"
+#include "blockdev/bdev.h"
+#include "registry/registry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OPEN_PARALLEL 32
+#define ERR_LEN 512
+
+struct lower_slot {
+	struct lsmt_layer *layer;
+	struct image_layer info;
+	int rc;
+	char err[ERR_LEN];
+};
+
+struct open_ctx {
+	const struct spec *s;
+	const struct image_env *env;
+	struct lower_slot *slots;
+	int next; /* next lower to open; atomic */
+};
+
+static bool path_exists(const char *p)
+{
+	struct stat st;
+
+	return p && stat(p, &st) == 0;
+}
+
+/* config.md 1.1: file, dir/overlaybd.commit, dir/.commit, dir/overlaybd.sealed. */
+static char *local_candidate(const struct spec_lower *l)
+{
+	static const char *const names[] = { "overlaybd.commit", ".commit", "overlaybd.sealed" };
+	char *p;
+
+	if (path_exists(l->file))
+		return strdup(l->file);
+	if (!l->dir)
+		return NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (asprintf(&p, "%s/%s", l->dir, names[i]) < 0)
+			return NULL;
+		if (path_exists(p))
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+static int open_remote(const struct spec *s, const struct spec_lower *l, int idx,
+		       const struct image_env *env, struct lower_slot *slot,
+		       struct bdev_file **raw)
+{
+	const char *url = s->repo_blob_url;
+	int rc;
+
+	if (!url || !*url) {
+		/* config.md 1.4: the reference's words for a lower with no
+		 * local file and nowhere to fetch it from. */
+		snprintf(slot->err, ERR_LEN, "empty repoBlobUrl");
+		log_error("%s: lower %d: no local file (%s%s%s) and no repoBlobUrl", s->name, idx,
+			  l->file ? l->file : "", l->file && l->dir ? ", " : "",
+			  l->dir ? l->dir : "");
+		return -ENOENT;
+	}
+	if (!l->digest) {
+		snprintf(slot->err, ERR_LEN, "failed to open layer %d: no local file and no digest",
+			 idx);
+		return -ENOENT;
+	}
+	if (asprintf(&slot->info.desc, "%s%s%s", url, url[strlen(url) - 1] == '/' ? "" : "/",
+		     l->digest) < 0) {
+		slot->info.desc = NULL;
+		return -ENOMEM;
+	}
+	slot->info.remote = true;
+	if (!env->reg) {
+		/* Quirk kept from the reference (config.md 1.4): a leading '/'. */
+		snprintf(slot->err, ERR_LEN,
+			 "failed to open remote file /%s: registry support is not available",
+			 slot->info.desc);
+		return -ENOTSUP;
+	}
+	rc = reg_blob_open(env->reg, url, l->digest, l->size, raw, slot->err, ERR_LEN);
+	if (rc < 0)
+		return rc;
+	slot->info.raw = *raw;
+	return 0;
+}
+
+static int open_lower(const struct open_ctx *c, int idx)
+{
+	const struct spec_lower *l = &c->s->lowers[idx];
+	struct lower_slot *slot = &c->slots[idx];
+	struct bdev_file *raw = NULL, *view;
+	char *path = local_candidate(l);
+	int rc;
+
+	if (path) {
+		slot->info.desc = path;
+		rc = bdev_file_open_local(path, O_RDONLY, c->env->io_engine, &raw);
+		if (rc < 0) {
+			snprintf(slot->err, ERR_LEN, "failed to open local file %s", path);
+			log_error("%s: lower %d: %s: %s", c->s->name, idx, path, strerror(-rc));
+			return rc;
+		}
+	} else {
+		rc = open_remote(c->s, l, idx, c->env, slot, &raw);
+		if (rc < 0)
+			return rc;
+	}
+	rc = bdev_file_unwrap(raw, &view);
+	if (rc == 0)
+		rc = lsmt_open_ro(view, &slot->layer);
+	if (rc < 0) {
+		snprintf(slot->err, ERR_LEN, "failed to open layer %d (%s): %s", idx, slot->info.desc,
+			 strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static void *lower_worker(void *arg)
+{
+	struct open_ctx *c = arg;
+	int i;
+
+	while ((i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED)) < c->s->nlowers)
+		c->slots[i].rc = open_lower(c, i);
+	return NULL;
+}
+
+static void open_lowers(struct open_ctx *c)
+{
+	int nth = c->s->nlowers < OPEN_PARALLEL ? c->s->nlowers : OPEN_PARALLEL;
+	pthread_t th[OPEN_PARALLEL];
+	int started = 0;
+
+	/* The calling thread works too, so one lower needs no extra thread. */
+	for (int i = 1; i < nth; i++) {
+		if (pthread_create(&th[started], NULL, lower_worker, c) != 0)
+			break;
+		started++;
+	}
+	lower_worker(c);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
+static int open_upper(const struct spec *s, const struct image_env *env,
+		      struct lsmt_layer **out, char *err, size_t errlen)
+{
+	struct bdev_file *data = NULL, *index = NULL;
+	int rc;
+
+	rc = bdev_file_open_local(s->upper_data, O_RDWR, env->io_engine, &data);
+	if (rc < 0) {
+		snprintf(err, errlen, "failed to open upper layer data %s: %s", s->upper_data,
+			 strerror(-rc));
+		return rc;
+	}
+	rc = bdev_file_open_local(s->upper_index, O_RDWR, env->io_engine, &index);
+	if (rc < 0) {
+		snprintf(err, errlen, "failed to open upper layer index %s: %s", s->upper_index,
+			 strerror(-rc));
+		bdev_file_close(data);
+		return rc;
+	}
+	rc = lsmt_open_rw(data, index, out);
+	if (rc < 0)
+		snprintf(err, errlen, "failed to open upper layer %s: %s", s->upper_data,
+			 strerror(-rc));
+	return rc;
+}
+
+static void image_free(struct image *img)
+{
+	for (int i = 0; i < img->nlayers; i++)
+		free(img->layers[i].desc);
+	free(img->layers);
+	free(img->upper_desc);
+	free(img);
+}
+
+int image_open(const struct spec *s, const struct image_env *env, struct image **out,
+	       char *err, size_t errlen)
+{
+	struct open_ctx c = { .s = s, .env = env };
+	struct lsmt_layer **layers = NULL, *upper = NULL;
+	struct image *img;
+	int rc = 0, i;
+
+	img = calloc(1, sizeof(*img));
+	c.slots = calloc(s->nlowers ? s->nlowers : 1, sizeof(*c.slots));
+	layers = calloc(s->nlowers ? s->nlowers : 1, sizeof(*layers));
+	if (!img || !c.slots || !layers) {
+		snprintf(err, errlen, "out of memory");
+		free(img);
+		free(c.slots);
+		free(layers);
+		return -ENOMEM;
+	}
+	open_lowers(&c);
+	/* The first failing lower, in stack order, names the failure. */
+	for (i = 0; i < s->nlowers; i++) {
+		if (c.slots[i].rc < 0 && !rc) {
+			rc = c.slots[i].rc;
+			snprintf(err, errlen, "%s", c.slots[i].err);
+		}
+		layers[i] = c.slots[i].layer;
+	}
+	if (!rc && s->upper_data)
+		rc = open_upper(s, env, &upper, err, errlen);
+	img->layers = calloc(s->nlowers ? s->nlowers : 1, sizeof(*img->layers));
+	if (!rc && !img->layers) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		for (i = 0; i < s->nlowers; i++) {
+			if (layers[i])
+				lsmt_close(layers[i]);
+			free(c.slots[i].info.desc);
+		}
+		free(layers);
+		free(c.slots);
+		image_free(img);
+		return rc;
+	}
+	for (i = 0; i < s->nlowers; i++)
+		img->layers[i] = c.slots[i].info;
+	img->nlayers = s->nlowers;
+	if (s->upper_data && asprintf(&img->upper_desc, "data %s, index %s", s->upper_data,
+				      s->upper_index) < 0)
+		img->upper_desc = NULL;
+	free(c.slots);
+	/* bdev_open owns the layers from here, also on failure. */
+	rc = bdev_open(layers, s->nlowers, upper, &img->bdev);
+	free(layers);
+	if (rc < 0) {
+		snprintf(err, errlen, "failed to create overlaybd device: %s", strerror(-rc));
+		image_free(img);
+		return rc;
+	}
+	*out = img;
+	return 0;
+}
+
+void image_start_downloads(struct image *img, const struct spec *s, struct reg_ctx *reg)
+{
+	struct reg_download_opts o = {
+		.enable = s->download.enable,
+		.delay_sec = s->download.delay,
+		.delay_extra_sec = s->download.delay_extra,
+		.max_mbps = s->download.max_mbps,
+		.try_cnt = s->download.try_cnt,
+		.block_size = s->download.block_size,
+	};
+	int rc;
+
+	/* config.md 6: only remote lowers that have a dir. */
+	if (!reg || !o.enable)
+		return;
+	for (int i = 0; i < img->nlayers && i < s->nlowers; i++) {
+		if (!img->layers[i].remote || !img->layers[i].raw || !s->lowers[i].dir)
+			continue;
+		rc = reg_download_start(reg, img->layers[i].raw, s->lowers[i].dir, &o);
+		if (rc < 0)
+			log_warn("%s: lower %d: background download not started: %s", s->name, i,
+				 strerror(-rc));
+	}
+}
+
+int image_close(struct image *img)
+{
+	int rc = 0;
+
+	if (!img)
+		return 0;
+	if (img->bdev) {
+		if (bdev_writable(img->bdev))
+			rc = bdev_flush(img->bdev);
+		bdev_close(img->bdev);
+	}
+	image_free(img);
+	return rc;
+}
+
+struct image_job {
+	struct image_runner *r;
+	struct spec *spec;
+	struct image_env env;
+	image_done_fn done;
+	void *arg;
+	pthread_t th;
+	struct image *img;
+	int rc;
+	char err[ERR_LEN];
+	struct image_job *next;
+};
+
+struct image_runner {
+	struct ev_loop *loop;
+	ev_async async;
+	pthread_mutex_t mu;
+	struct image_job *finished;
+	int pending;
+};
+
+static void *job_thread(void *arg)
+{
+	struct image_job *j = arg;
+	struct image_runner *r = j->r;
+
+	j->rc = image_open(j->spec, &j->env, &j->img, j->err, sizeof(j->err));
+	pthread_mutex_lock(&r->mu);
+	j->next = r->finished;
+	r->finished = j;
+	pthread_mutex_unlock(&r->mu);
+	ev_async_send(r->loop, &r->async);
+	return NULL;
+}
+
+static void runner_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct image_runner *r = w->data;
+	struct image_job *list, *j;
+
+	pthread_mutex_lock(&r->mu);
+	list = r->finished;
+	r->finished = NULL;
+	pthread_mutex_unlock(&r->mu);
+	while ((j = list)) {
+		list = j->next;
+		pthread_join(j->th, NULL);
+		r->pending--;
+		j->done(j->arg, j->rc < 0 ? NULL : j->img, j->rc, j->err);
+		free(j);
+	}
+}
+
+int image_runner_create(struct ev_loop *loop, struct image_runner **out)
+{
+	struct image_runner *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->loop = loop;
+	pthread_mutex_init(&r->mu, NULL);
+	ev_async_init(&r->async, runner_cb);
+	r->async.data = r;
+	ev_async_start(loop, &r->async);
+	/* Pending jobs alone must not keep the loop from ending. */
+	ev_unref(loop);
+	*out = r;
+	return 0;
+}
+
+void image_runner_destroy(struct image_runner *r)
+{
+	if (!r)
+		return;
+	while (r->pending > 0) {
+		usleep(10000);
+		runner_cb(r->loop, &r->async, 0);
+	}
+	ev_ref(r->loop);
+	ev_async_stop(r->loop, &r->async);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+int image_runner_pending(const struct image_runner *r)
+{
+	return r->pending;
+}
+
+int image_open_async(struct image_runner *r, struct spec *s, const struct image_env *env,
+		     image_done_fn done, void *arg)
+{
+	struct image_job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j)
+		return -ENOMEM;
+	j->r = r;
+	j->spec = s;
+	j->env = *env;
+	j->done = done;
+	j->arg = arg;
+	r->pending++;
+	rc = pthread_create(&j->th, NULL, job_thread, j);
+	if (rc) {
+		r->pending--;
+		free(j);
+		return -rc;
+	}
+	return 0;
+}

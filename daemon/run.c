@@ -1,0 +1,413 @@
+/*
+ * run: the daemon's life: start-up, signals, reload and shutdown.
+ *
+ * Start-up re-creates every target of the spool before the portals listen
+ * (initiators re-log-in after a restart and must find their targets), then
+ * tells systemd READY=1.  SIGTERM stops accepting, drains in-flight
+ * commands, flushes writable layers and exits 0.  SIGHUP re-reads the
+ * config (the settings that can change live) and re-scans the spool.
+ */
+#include "daemon_int.h"
+#include "blockdev/bdev.h"
+#include "iscsi/iscsi.h"
+#include "registry/registry.h"
+#include "scsi/scsi.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+/* sysexits.h EX_CONFIG: the unit does not restart on a bad config. */
+#define EXIT_CONFIG 78
+/* Seconds SIGTERM may take before we give up waiting for initiators. */
+#define STOP_TIMEOUT 60.0
+
+static void pool_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	bdev_pool_service(w->data);
+}
+
+static bool portal_is_loopback(const char *portal)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char host[64];
+	const char *colon = strrchr(portal, ':');
+	size_t hl = colon ? (size_t)(colon - portal) : 0;
+
+	if (!colon || hl >= sizeof(host))
+		return false;
+	memcpy(host, portal, hl);
+	host[hl] = 0;
+	if (host[0] == '[' && hl > 2) {
+		host[hl - 1] = 0;
+		return inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+static int start_listening(struct daemon *d)
+{
+	int rc;
+
+	for (int i = 0; i < d->cfg->nportals; i++) {
+		const char *p = d->cfg->portals[i];
+
+		rc = iscsi_server_listen(d->srv, p);
+		if (rc < 0) {
+			log_error("portal %s: cannot listen: %s", p, strerror(-rc));
+			return rc;
+		}
+		if (portal_is_loopback(p))
+			log_info("listening on %s", p);
+		else
+			log_warn("listening on %s, which is not a loopback address: initiators on the "
+				 "network can reach this portal (configured in portals)", p);
+	}
+	d->listening = true;
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+void daemon_progress(struct daemon *d)
+{
+	if (!d->stopping && !d->listening && image_runner_pending(d->runner) == 0) {
+		int n = 0;
+
+		for (struct ddev *v = d->devs; v; v = v->link)
+			n += v->state == DDEV_SERVING;
+		log_info("spool %s: %d target%s serving", d->cfg->spool_dir, n, n == 1 ? "" : "s");
+		if (start_listening(d) < 0) {
+			d->exit_code = 1;
+			d->stopping = true;
+			ev_break(d->loop, EVBREAK_ALL);
+		}
+		return;
+	}
+	if (d->stopping && d->server_down && ddev_all_idle(d) &&
+	    image_runner_pending(d->runner) == 0)
+		ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void server_down(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->server_down = true;
+	ddev_stop_all(d);
+	daemon_progress(d);
+}
+
+static void stop_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	log_error("shutdown: still waiting after %.0f s; flushing and exiting anyway", STOP_TIMEOUT);
+	for (struct ddev *v = d->devs; v; v = v->link)
+		if (v->img && v->img->bdev && bdev_writable(v->img->bdev))
+			bdev_flush(v->img->bdev);
+	d->exit_code = 1;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	if (d->stopping)
+		return;
+	log_info("signal %d: draining and shutting down", w->signum);
+	sd_notify(0, "STOPPING=1");
+	d->stopping = true;
+	spool_close(d->spool);
+	d->spool = NULL;
+	ev_timer_init(&d->stop_timer, stop_timeout, STOP_TIMEOUT, 0);
+	d->stop_timer.data = d;
+	ev_timer_start(loop, &d->stop_timer);
+	iscsi_server_shutdown(d->srv, server_down, d);
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+/* Live settings move into the running config; the rest needs a restart. */
+static void apply_reload(struct daemon *d, struct cfg *n)
+{
+	struct cfg *o = d->cfg;
+	struct cfg_chap tmpc;
+	struct iscsi_chap chap;
+	char **tmpa;
+	int tmpn, rc;
+
+	if (str_differs(o->spool_dir, n->spool_dir) || str_differs(o->iqn_prefix, n->iqn_prefix) ||
+	    str_differs(o->control_socket, n->control_socket) || o->nportals != n->nportals ||
+	    o->io_threads != n->io_threads || o->io_engine != n->io_engine ||
+	    str_differs(o->registry_cache_dir, n->registry_cache_dir) ||
+	    o->max_recv_data_segment_length != n->max_recv_data_segment_length ||
+	    o->queue_depth != n->queue_depth)
+		log_warn("reload: portals, spoolDir, iqnPrefix, controlSocket, ioThreads, ioEngine, "
+			 "the registry cache and the iSCSI limits change only on restart");
+	for (int i = 0; i < o->nportals && i < n->nportals; i++)
+		if (strcmp(o->portals[i], n->portals[i]))
+			log_warn("reload: portals change only on restart");
+	o->log_level = n->log_level;
+	log_set_level(o->log_level);
+	if (str_differs(o->log_path, n->log_path)) {
+		rc = log_open(n->log_path);
+		if (rc < 0)
+			log_error("reload: logPath %s: %s", n->log_path, strerror(-rc));
+	}
+	free(o->log_path);
+	o->log_path = n->log_path;
+	n->log_path = NULL;
+	tmpc = o->discovery_auth;
+	o->discovery_auth = n->discovery_auth;
+	n->discovery_auth = tmpc;
+	tmpa = o->acl;
+	tmpn = o->nacl;
+	o->acl = n->acl;
+	o->nacl = n->nacl;
+	n->acl = tmpa;
+	n->nacl = tmpn;
+	o->download = n->download;
+	chap.username = o->discovery_auth.username;
+	chap.password = o->discovery_auth.password;
+	chap.mutual_username = o->discovery_auth.mutual_username;
+	chap.mutual_password = o->discovery_auth.mutual_password;
+	rc = iscsi_server_set_discovery_chap(d->srv, chap.username ? &chap : NULL);
+	if (rc < 0)
+		log_error("reload: discoveryAuth: %s", strerror(-rc));
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+	char err[1024];
+	struct cfg *n;
+
+	if (d->stopping)
+		return;
+	sd_notify(0, "RELOADING=1");
+	log_info("SIGHUP: reloading %s and re-scanning %s", d->config_path, d->cfg->spool_dir);
+	if (cfg_load(d->config_path, &n, err, sizeof(err)) < 0) {
+		log_error("reload: config %s: %s; keeping the running config", d->config_path, err);
+	} else {
+		apply_reload(d, n);
+		cfg_free(n);
+	}
+	ddev_rescan(d);
+	sd_notify(0, "READY=1");
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int server_setup(struct daemon *d)
+{
+	const struct cfg *c = d->cfg;
+	struct iscsi_server_config sc = {
+		.nop_interval = c->nop_interval,
+		.nop_timeout = c->nop_timeout,
+		.login_timeout = c->login_timeout,
+		.max_conns_per_source = c->max_connections_per_source,
+		.max_conns = c->max_connections,
+		.max_recv_data_segment_length = c->max_recv_data_segment_length,
+		.max_burst_length = c->max_burst_length,
+		.first_burst_length = c->first_burst_length,
+		.max_queue_depth = c->queue_depth,
+	};
+	struct iscsi_chap chap = {
+		.username = c->discovery_auth.username,
+		.password = c->discovery_auth.password,
+		.mutual_username = c->discovery_auth.mutual_username,
+		.mutual_password = c->discovery_auth.mutual_password,
+	};
+	int rc;
+
+	rc = iscsi_server_create(d->loop, &sc, &d->srv);
+	if (rc < 0) {
+		log_error("cannot create the iSCSI server: %s", strerror(-rc));
+		return rc;
+	}
+	if (chap.username) {
+		rc = iscsi_server_set_discovery_chap(d->srv, &chap);
+		if (rc < 0) {
+			log_error("discoveryAuth: %s", strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int registry_setup(struct daemon *d)
+{
+	const struct cfg *c = d->cfg;
+	struct reg_config rc_cfg = {
+		.cache_dir = c->registry_cache_dir,
+		.cache_size = c->registry_cache_size_gb << 30,
+		.cred_file = c->credential_file_path,
+	};
+	int rc;
+
+	if (c->registry_cache_dir) {
+		rc = mkdir_p(c->registry_cache_dir, 0750);
+		if (rc < 0) {
+			log_error("registryCacheDir %s: %s", c->registry_cache_dir, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = reg_ctx_create(d->loop, &rc_cfg, &d->reg);
+	if (rc < 0)
+		log_error("cannot start the registry client: %s", strerror(-rc));
+	return rc;
+}
+
+static int daemon_setup(struct daemon *d)
+{
+	const struct cfg *c = d->cfg;
+	int rc;
+
+	rc = mkdir_p(c->spool_dir, 0750);
+	if (rc < 0) {
+		log_error("spoolDir %s: %s", c->spool_dir, strerror(-rc));
+		return rc;
+	}
+	rc = bdev_pool_create(c->io_threads, &d->pool);
+	if (rc < 0) {
+		log_error("cannot start %u I/O threads: %s", c->io_threads, strerror(-rc));
+		return rc;
+	}
+	ev_io_init(&d->pool_io, pool_cb, bdev_pool_fd(d->pool), EV_READ);
+	d->pool_io.data = d->pool;
+	ev_io_start(d->loop, &d->pool_io);
+	rc = server_setup(d);
+	if (rc < 0)
+		return rc;
+	rc = registry_setup(d);
+	if (rc < 0)
+		return rc;
+	rc = image_runner_create(d->loop, &d->runner);
+	if (rc < 0)
+		return rc;
+	rc = control_open(d, c->control_socket, &d->ctl);
+	if (rc < 0) {
+		log_error("controlSocket %s: %s", c->control_socket, strerror(-rc));
+		return rc;
+	}
+	/* Watch before scanning, so no spec slips between the two. */
+	rc = spool_open(d, c->spool_dir, &d->spool);
+	if (rc < 0) {
+		log_error("spoolDir %s: cannot watch: %s", c->spool_dir, strerror(-rc));
+		return rc;
+	}
+	ev_signal_init(&d->sig_term, on_term, SIGTERM);
+	ev_signal_init(&d->sig_int, on_term, SIGINT);
+	ev_signal_init(&d->sig_hup, on_hup, SIGHUP);
+	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+	ev_signal_start(d->loop, &d->sig_term);
+	ev_signal_start(d->loop, &d->sig_int);
+	ev_signal_start(d->loop, &d->sig_hup);
+	return 0;
+}
+
+static void daemon_teardown(struct daemon *d)
+{
+	control_close(d->ctl);
+	spool_close(d->spool);
+	image_runner_destroy(d->runner);
+	if (d->srv)
+		iscsi_server_destroy(d->srv);
+	/* Whatever is still open after a failed start or a timed-out shutdown. */
+	while (d->devs) {
+		struct ddev *v = d->devs;
+
+		d->devs = v->link;
+		if (v->sdev && !scsi_dev_busy(v->sdev))
+			scsi_dev_destroy(v->sdev);
+		if (v->img)
+			image_close(v->img);
+		free(v->name);
+		free(v->fname);
+		free(v->iqn);
+		free(v->text);
+		free(v->reason);
+		spec_free(v->spec);
+		free(v);
+	}
+	if (d->reg)
+		reg_ctx_destroy(d->reg);
+	if (d->pool) {
+		ev_io_stop(d->loop, &d->pool_io);
+		bdev_pool_destroy(d->pool);
+	}
+	ev_timer_stop(d->loop, &d->stop_timer);
+	cfg_free(d->cfg);
+	free(d->config_path);
+}
+
+int daemon_run(const char *config_path)
+{
+	struct daemon d = { 0 };
+	char err[1024];
+	int rc;
+
+	if (cfg_load(config_path, &d.cfg, err, sizeof(err)) < 0) {
+		log_error("config %s: %s", config_path, err);
+		return EXIT_CONFIG;
+	}
+	log_set_level(d.cfg->log_level);
+	if (d.cfg->log_path && (rc = log_open(d.cfg->log_path)) < 0) {
+		log_error("logPath %s: %s", d.cfg->log_path, strerror(-rc));
+		cfg_free(d.cfg);
+		return EXIT_CONFIG;
+	}
+	d.config_path = strdup(config_path);
+	signal(SIGPIPE, SIG_IGN);
+	d.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!d.loop || !d.config_path) {
+		log_error("cannot start the event loop");
+		cfg_free(d.cfg);
+		free(d.config_path);
+		return 1;
+	}
+	log_info("overlaybd-iscsid starting: config %s, spool %s", config_path, d.cfg->spool_dir);
+	if (daemon_setup(&d) < 0) {
+		d.exit_code = 1;
+	} else {
+		ddev_rescan(&d);
+		daemon_progress(&d);
+		if (!d.stopping)
+			ev_run(d.loop, 0);
+	}
+	if (d.exit_code == 0)
+		log_info("overlaybd-iscsid stopped");
+	daemon_teardown(&d);
+	ev_loop_destroy(d.loop);
+	log_open(NULL);
+	return d.exit_code;
+}

@@ -1,0 +1,134 @@
+/*
+ * target: one SCSI logical unit and one iSCSI target per serving device.
+ *
+ * Identity is derived from the target name alone, so a device keeps its
+ * NAA designator and serial across restarts and re-opens (initiators and
+ * multipath tools key on them).  Removal goes through
+ * iscsi_target_remove(), which tells sessions with an Async Message and
+ * waits for them and their tasks before the unit and the image go away.
+ */
+#include "daemon_int.h"
+#include "blockdev/bdev.h"
+#include "iscsi/iscsi.h"
+#include "scsi/scsi.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * A locally administered OUI (the U/L bit of the first octet set): the
+ * designator is ours, not an IEEE assignment.
+ */
+#define TARGET_OUI 0x0200b5ull
+
+static void name_hash(const char *iqn, unsigned char out[32])
+{
+	unsigned int n = 32;
+
+	EVP_Digest(iqn, strlen(iqn), out, &n, EVP_sha256(), NULL);
+}
+
+/* SPC-4 7.8.6.6.4: NAA 5 = IEEE Registered: 4 bits NAA, 24 bits OUI, 36 bits ours. */
+uint64_t target_naa(const char *iqn)
+{
+	unsigned char h[32];
+	uint64_t v = 0;
+
+	name_hash(iqn, h);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return 5ull << 60 | TARGET_OUI << 36 | (v & ((1ull << 36) - 1));
+}
+
+void target_serial(const char *iqn, char *buf, size_t len)
+{
+	unsigned char h[32];
+	size_t i;
+
+	name_hash(iqn, h);
+	for (i = 0; i < 8 && 2 * i + 2 < len; i++)
+		snprintf(buf + 2 * i, 3, "%02x", h[8 + i]);
+	buf[2 * i] = 0;
+}
+
+static void chap_view(const struct cfg_chap *c, struct iscsi_chap *out)
+{
+	out->username = c->username;
+	out->password = c->password;
+	out->mutual_username = c->mutual_username;
+	out->mutual_password = c->mutual_password;
+}
+
+int target_start(struct ddev *dev, char *err, size_t errlen)
+{
+	struct daemon *d = dev->d;
+	const struct spec *s = dev->spec;
+	struct iscsi_chap chap;
+	char serial[17];
+	struct scsi_dev_info info = {
+		.vendor = "OVERLAYB",
+		.product = "overlaybd-iscsid",
+		.revision = "0001",
+		.serial = serial,
+		.naa = target_naa(s->iqn),
+		.target_name = s->iqn,
+		.rel_port_id = 1,
+		.tpg_id = 1,
+	};
+	int rc;
+
+	target_serial(s->iqn, serial, sizeof(serial));
+	rc = scsi_dev_create(dev->img->bdev, d->pool, &info, &dev->sdev);
+	if (rc < 0) {
+		snprintf(err, errlen, "failed to create SCSI device: %s", strerror(-rc));
+		return rc;
+	}
+	chap_view(&s->chap, &chap);
+	rc = iscsi_target_create(d->srv, s->iqn, s->name, dev->sdev,
+				 s->chap.username ? &chap : NULL,
+				 (const char *const *)s->acl, s->nacl, &dev->tgt);
+	if (rc < 0) {
+		snprintf(err, errlen, "failed to create target %s: %s", s->iqn, strerror(-rc));
+		scsi_dev_destroy(dev->sdev);
+		dev->sdev = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+struct stop_ctx {
+	struct ddev *dev;
+	void (*done)(struct ddev *dev);
+};
+
+static void target_removed(void *arg)
+{
+	struct stop_ctx *c = arg;
+	struct ddev *dev = c->dev;
+	int rc;
+
+	dev->tgt = NULL;
+	scsi_dev_destroy(dev->sdev);
+	dev->sdev = NULL;
+	rc = image_close(dev->img);
+	dev->img = NULL;
+	if (rc < 0)
+		log_error("%s: flushing the writable layer failed: %s", dev->name, strerror(-rc));
+	else
+		log_info("%s: target %s removed", dev->name, dev->iqn);
+	c->done(dev);
+	free(c);
+}
+
+void target_stop(struct ddev *dev, void (*done)(struct ddev *dev))
+{
+	struct stop_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->dev = dev;
+	c->done = done;
+	iscsi_target_remove(dev->tgt, target_removed, c);
+}

@@ -1,0 +1,515 @@
+/*
+ * reg_blob: a registry blob as a read-only struct bdev_file (config.md 1.1,
+ * 4).  A read goes to the local copy once the background download switched
+ * it, else through the disk cache, else straight to the registry.  Remote
+ * reads run here in the calling worker thread: they block on the loop's
+ * transfers, follow redirects, refresh authentication once and retry
+ * transient failures until the deadline.
+ */
+#include "reg_int.h"
+#include "cache/cache.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct reg_blob {
+	struct bdev_file f;
+	struct reg_ctx *c;
+	char *url;    /* repoBlobUrl/digest */
+	char *repo;   /* repoBlobUrl: the key for credentials and tokens */
+	char *digest;
+	char *name;
+	struct reg_redirect rd;
+	struct cache_blob *cb;
+	struct cache_dl_job *dl;
+	int local_fd; /* >= 0 once switched to the downloaded copy */
+	uint64_t remote_bytes, remote_reqs;
+};
+
+static const struct bdev_file_ops reg_blob_ops;
+
+bool reg_blob_is(struct bdev_file *f)
+{
+	return f && f->ops == &reg_blob_ops;
+}
+
+bool reg_is_remote(struct bdev_file *f)
+{
+	return reg_blob_is(f);
+}
+
+/*
+ * After a 401: refresh credentials?  A request sent anonymously earns its
+ * first challenge; a rejected token or password is fetched again once
+ * (issue 4), and a second rejection is final.
+ */
+static bool auth_more(unsigned *tries, const struct reg_auth_state *st)
+{
+	*tries += st->header[0] ? 2 : 1;
+	return *tries <= 3;
+}
+
+/* One ranged GET to URL: done, or the verdict says what to do next. */
+static enum reg_verdict get_range(struct reg_blob *b, const char *url, const char *auth,
+				  void *buf, size_t len, uint64_t off, struct reg_http_req *r,
+				  int *err)
+{
+	enum reg_verdict v;
+
+	memset(r, 0, sizeof(*r));
+	r->url = url;
+	r->auth = auth && *auth ? auth : NULL;
+	r->range_off = off;
+	r->range_len = len;
+	r->buf = buf;
+	r->buf_len = len;
+	reg_http_do(b->c, r);
+	__atomic_add_fetch(&b->remote_reqs, 1, __ATOMIC_RELAXED);
+	v = reg_classify(r, err);
+	if (v != REG_OK)
+		return v;
+	/* Trust Content-Range: a 206 that starts past OFF or ends short is a
+	 * short body, retried like a reset. */
+	if (r->status == 206 && (!r->has_cr || r->cr_start > off)) {
+		*err = -EIO;
+		return REG_RETRY;
+	}
+	if (r->got < len) {
+		*err = -EIO;
+		return REG_RETRY;
+	}
+	__atomic_add_fetch(&b->remote_bytes, r->got, __ATOMIC_RELAXED);
+	return REG_OK;
+}
+
+/* Read [OFF, OFF+LEN) of the blob from the network; LEN must lie inside
+ * the blob.  0 or -errno (-EIO once the retry deadline has passed). */
+static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t off)
+{
+	struct reg_retry rt;
+	struct reg_http_req r;
+	struct reg_auth_state st;
+	unsigned auth_tries = 0;
+	int err = 0;
+
+	reg_retry_init(&rt, b->c->timeout_sec);
+	for (;;) {
+		char *signed_url = reg_redirect_get(&b->rd);
+		enum reg_verdict v;
+
+		if (signed_url) {
+			/* The storage URL gets no Authorization (reg_redirect.c). */
+			v = get_range(b, signed_url, NULL, buf, len, off, &r, &err);
+			if (v != REG_OK) {
+				log_debug("registry: signed URL for %s failed (%ld), asking the "
+					  "registry again", b->digest, r.status);
+				reg_redirect_drop(&b->rd, signed_url);
+			}
+			free(signed_url);
+			reg_http_free(&r);
+			if (v == REG_OK)
+				return 0;
+			continue;
+		}
+		reg_auth_get(b->c, b->repo, &st);
+		v = get_range(b, b->url, st.header, buf, len, off, &r, &err);
+		switch (v) {
+		case REG_OK:
+			reg_http_free(&r);
+			return 0;
+		case REG_REDIRECT:
+			reg_redirect_set(&b->rd, r.redirect);
+			v = get_range(b, r.redirect, NULL, buf, len, off, &r, &err);
+			if (v == REG_OK) {
+				reg_http_free(&r);
+				return 0;
+			}
+			reg_redirect_drop(&b->rd, r.url);
+			break;
+		case REG_AUTH:
+			if (auth_more(&auth_tries, &st)) {
+				err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
+				reg_http_free(&r);
+				if (!err)
+					continue;
+				if (err == -EPERM || err == -ENOMEM)
+					return err;
+				v = REG_RETRY;
+				break;
+			}
+			log_warn("registry: %s still refuses %s after new credentials", b->url,
+				 b->digest);
+			reg_http_free(&r);
+			return -EPERM;
+		default:
+			break;
+		}
+		if (v == REG_FATAL) {
+			if (r.cc == CURLE_OK)
+				log_warn("registry: GET %s range %" PRIu64 "+%zu: HTTP %ld", b->url,
+					 off, len, r.status);
+			else
+				log_warn("registry: GET %s: %s", b->url,
+					 r.errbuf[0] ? r.errbuf : curl_easy_strerror(r.cc));
+			reg_http_free(&r);
+			return err ? err : -EIO;
+		}
+		if (rt.attempt == 0 || rt.attempt % 8 == 0)
+			log_warn("registry: GET %s range %" PRIu64 "+%zu failed (%s), retrying",
+				 b->url, off, len,
+				 r.cc != CURLE_OK ? (r.errbuf[0] ? r.errbuf : curl_easy_strerror(r.cc))
+						  : r.status >= 300 ? "bad status" : "short body");
+		rt.last_err = err;
+		{
+			long ra = r.retry_after;
+
+			reg_http_free(&r);
+			if (!reg_retry_backoff(&rt, ra))
+				return err == -EBUSY || err == -ETIMEDOUT ? err : -EIO;
+		}
+	}
+}
+
+ssize_t reg_blob_remote_read(struct reg_blob *b, void *buf, size_t len, uint64_t off)
+{
+	int err;
+
+	if (off >= b->f.size)
+		return 0;
+	if (len > b->f.size - off)
+		len = b->f.size - off;
+	if (!len)
+		return 0;
+	err = remote_read_exact(b, buf, len, off);
+	return err ? (err == -ENOMEM ? err : -EIO) : (ssize_t)len;
+}
+
+static ssize_t cache_fetch(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return reg_blob_remote_read(ctx, buf, len, off);
+}
+
+static ssize_t blob_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+	int fd = __atomic_load_n(&b->local_fd, __ATOMIC_ACQUIRE);
+
+	if (off >= f->size)
+		return 0;
+	if (len > f->size - off)
+		len = f->size - off;
+	if (fd >= 0) {
+		size_t done = 0;
+
+		while (done < len) {
+			ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : (ssize_t)done;
+			done += n;
+		}
+		return done;
+	}
+	if (b->cb)
+		return cache_blob_pread(b->cb, buf, len, off);
+	return reg_blob_remote_read(b, buf, len, off);
+}
+
+static const char *blob_name(struct bdev_file *f)
+{
+	return ((struct reg_blob *)f)->name;
+}
+
+static void blob_close(struct bdev_file *f)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+
+	/* The job reads through this blob: stop it before anything goes. */
+	cache_dl_remove(b->dl);
+	if (b->cb)
+		cache_blob_close(b->cb);
+	if (b->local_fd >= 0)
+		close(b->local_fd);
+	reg_redirect_fini(&b->rd);
+	free(b->url);
+	free(b->repo);
+	free(b->digest);
+	free(b->name);
+	free(b);
+}
+
+static const struct bdev_file_ops reg_blob_ops = {
+	.pread = blob_pread,
+	.name = blob_name,
+	.close = blob_close,
+};
+
+/* The size probe (config.md 4.1): a one-byte ranged GET, whose
+ * Content-Range names the whole size; also settles auth and redirects. */
+static int probe_size(struct reg_blob *b, uint64_t *size)
+{
+	unsigned char one;
+	struct reg_retry rt;
+	struct reg_http_req r;
+	struct reg_auth_state st;
+	unsigned auth_tries = 0;
+	int err;
+
+	reg_retry_init(&rt, b->c->timeout_sec);
+	for (;;) {
+		enum reg_verdict v;
+		const char *url = b->url;
+		char *signed_url = NULL;
+
+		reg_auth_get(b->c, b->repo, &st);
+		memset(&r, 0, sizeof(r));
+		r.url = url;
+		r.auth = st.header[0] ? st.header : NULL;
+		r.range_off = 0;
+		r.range_len = 1;
+		r.buf = &one;
+		r.buf_len = 1;
+		reg_http_do(b->c, &r);
+		v = reg_classify(&r, &err);
+		if (v == REG_REDIRECT) {
+			/* 307s carry no size (NOTES: redirects): ask the target. */
+			signed_url = strdup(r.redirect);
+			reg_http_free(&r);
+			if (!signed_url)
+				return -ENOMEM;
+			memset(&r, 0, sizeof(r));
+			r.url = signed_url;
+			r.range_off = 0;
+			r.range_len = 1;
+			r.buf = &one;
+			r.buf_len = 1;
+			reg_http_do(b->c, &r);
+			v = reg_classify(&r, &err);
+			if (v == REG_OK)
+				reg_redirect_set(&b->rd, signed_url);
+			else if (v == REG_REDIRECT || v == REG_AUTH)
+				v = REG_FATAL, err = -EIO;
+		}
+		free(signed_url);
+		if (v == REG_OK) {
+			if (r.status == 206 && r.has_cr && r.cr_total)
+				*size = r.cr_total;
+			else if (r.status == 200 && r.has_cl)
+				*size = r.content_length;
+			else
+				v = REG_FATAL, err = -EIO;
+			if (v == REG_OK) {
+				reg_http_free(&r);
+				return 0;
+			}
+		}
+		if (v == REG_AUTH && auth_more(&auth_tries, &st)) {
+			err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
+			reg_http_free(&r);
+			if (!err)
+				continue;
+			if (err == -EPERM)
+				return err;
+			v = REG_RETRY;
+		}
+		if (v == REG_RETRY) {
+			long ra = r.retry_after;
+
+			if (rt.attempt == 0)
+				log_warn("registry: %s: %s, retrying for up to %us", b->url,
+					 r.cc != CURLE_OK ? curl_easy_strerror(r.cc) : "bad status",
+					 b->c->timeout_sec);
+			reg_http_free(&r);
+			if (reg_retry_backoff(&rt, ra))
+				continue;
+			/* A registry that never answered: the reference's words. */
+			return err == -EIO ? -ETIMEDOUT : err;
+		}
+		if (r.cc == CURLE_OK)
+			log_warn("registry: %s answered HTTP %ld", b->url, r.status);
+		else
+			log_warn("registry: %s: %s", b->url,
+				 r.errbuf[0] ? r.errbuf : curl_easy_strerror(r.cc));
+		reg_http_free(&r);
+		return err ? err : -EIO;
+	}
+}
+
+int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *digest,
+		  uint64_t size, struct bdev_file **out, char *errbuf, size_t errlen)
+{
+	struct reg_blob *b;
+	size_t rl = strlen(repo_blob_url);
+	uint64_t probed = 0;
+	int err;
+
+	if (errbuf && errlen)
+		errbuf[0] = 0;
+	if (!rl) {
+		if (errbuf)
+			snprintf(errbuf, errlen, "empty repoBlobUrl");
+		return -EINVAL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->c = c;
+	b->local_fd = -1;
+	b->f.ops = &reg_blob_ops;
+	reg_redirect_init(&b->rd);
+	while (rl && repo_blob_url[rl - 1] == '/')
+		rl--;
+	b->repo = strndup(repo_blob_url, rl);
+	b->digest = strdup(digest);
+	if (b->repo && asprintf(&b->url, "%s/%s", b->repo, digest) < 0)
+		b->url = NULL;
+	if (b->url && asprintf(&b->name, "remote(%s)", b->url) < 0)
+		b->name = NULL;
+	if (!b->repo || !b->digest || !b->url || !b->name) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (size && c->cache && !cache_known_size(c->cache, digest, &probed) && probed == size) {
+		/* An earlier open checked this size against the registry: open
+		 * now and meet the registry (auth, redirects) on the first miss,
+		 * so cached layers come up even while the registry is away. */
+		log_debug("registry: %s known to the cache, not probing", b->url);
+		err = 0;
+	} else {
+		err = probe_size(b, &probed);
+	}
+	if (!err && size && probed != size) {
+		log_error("registry: %s is %" PRIu64 " bytes, the spec says %" PRIu64, b->url,
+			  probed, size);
+		err = -EIO;
+	}
+	if (err)
+		goto fail;
+	b->f.size = probed;
+	if (c->cache) {
+		err = cache_blob_open(c->cache, digest, probed, cache_fetch, b, &b->cb);
+		if (err) {
+			log_warn("registry: no disk cache for %s (%s), reading from the registry",
+				 digest, strerror(-err));
+			b->cb = NULL;
+		}
+	}
+	*out = &b->f;
+	return 0;
+fail:
+	if (errbuf)
+		snprintf(errbuf, errlen, "failed to open remote file /%s: %s",
+			 b->url ? b->url : repo_blob_url, reg_reason(err));
+	b->local_fd = -1;
+	reg_redirect_fini(&b->rd);
+	free(b->url);
+	free(b->repo);
+	free(b->digest);
+	free(b->name);
+	free(b);
+	return err;
+}
+
+/* Download source: cached units are copied, the rest comes from the
+ * registry without passing through (and evicting from) the cache. */
+static ssize_t dl_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct reg_blob *b = ctx;
+
+	if (b->cb && cache_blob_read_cached(b->cb, buf, len, off) == (ssize_t)len)
+		return len;
+	return reg_blob_remote_read(b, buf, len, off);
+}
+
+/* config.md 6: reads move to the verified copy in one atomic store; reads
+ * already in flight finish against the cache or the registry. */
+static int dl_done(void *ctx, const char *path)
+{
+	struct reg_blob *b = ctx;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), old = -1;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || (uint64_t)st.st_size != b->f.size) {
+		close(fd);
+		return -EIO;
+	}
+	if (!__atomic_compare_exchange_n(&b->local_fd, &old, fd, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED))
+		close(fd);
+	return 0;
+}
+
+int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
+		       const struct reg_download_opts *o)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+	struct cache_dl_src src = { 0 };
+	struct cache_dl_opts dlo = { 0 };
+	int err = 0;
+
+	if (!o->enable || !reg_blob_is(f) || !dir || !*dir || b->dl)
+		return 0;
+	if (__atomic_load_n(&b->local_fd, __ATOMIC_ACQUIRE) >= 0)
+		return 0;
+	pthread_mutex_lock(&c->auth_lock);
+	if (!c->dl)
+		err = cache_dl_create(&c->dl);
+	pthread_mutex_unlock(&c->auth_lock);
+	if (err)
+		return err;
+	src.digest = b->digest;
+	src.size = f->size;
+	src.read = dl_read;
+	src.done = dl_done;
+	src.ctx = b;
+	dlo.delay_sec = o->delay_sec;
+	dlo.delay_extra_sec = o->delay_extra_sec;
+	dlo.max_mbps = o->max_mbps;
+	dlo.try_cnt = o->try_cnt;
+	dlo.block_size = o->block_size;
+	return cache_dl_add(c->dl, &src, dir, &dlo, &b->dl);
+}
+
+int reg_download_wait(struct bdev_file *f, unsigned timeout_ms)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+
+	if (!reg_blob_is(f) || !b->dl)
+		return -ENOENT;
+	return cache_dl_wait(b->dl, timeout_ms);
+}
+
+void reg_blob_describe(struct bdev_file *f, char *buf, size_t len)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+	char dl[256] = "", cached[64] = "";
+	uint64_t present = 0, total = 0;
+
+	if (!reg_blob_is(f)) {
+		snprintf(buf, len, "local %s", bdev_file_name(f));
+		return;
+	}
+	if (b->dl)
+		cache_dl_describe(b->dl, dl, sizeof(dl));
+	if (b->cb) {
+		cache_blob_stats(b->cb, &present, &total);
+		snprintf(cached, sizeof(cached), ", cached %" PRIu64 "/%" PRIu64 " units",
+			 present, total);
+	}
+	snprintf(buf, len, "%s %s size %" PRIu64 "%s, fetched %" PRIu64 " bytes in %" PRIu64
+		 " requests%s%s",
+		 __atomic_load_n(&b->local_fd, __ATOMIC_RELAXED) >= 0 ? "downloaded" : "remote",
+		 b->digest, f->size, cached, __atomic_load_n(&b->remote_bytes, __ATOMIC_RELAXED),
+		 __atomic_load_n(&b->remote_reqs, __ATOMIC_RELAXED), dl[0] ? ", " : "", dl);
+}

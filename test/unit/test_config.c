@@ -1,0 +1,247 @@
+/*
+ * test_config: the global config parser (daemon/config.c, daemon/auth.c):
+ * defaults, every key type, bad values naming the key, secret files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "daemon/daemon.h"
+
+static struct cfg *parse_ok(const char *json)
+{
+	char err[512] = "";
+	struct cfg *c = NULL;
+	int rc = cfg_parse(json, strlen(json), &c, err, sizeof(err));
+
+	if (rc != 0)
+		fail_msg("parse of %s: expected 0, got %d (%s)", json, rc, err);
+	return c;
+}
+
+/* Expect failure, and that the message contains NEEDLE (the key name). */
+static void parse_bad(const char *json, const char *needle)
+{
+	char err[512] = "";
+	struct cfg *c = NULL;
+	int rc = cfg_parse(json, strlen(json), &c, err, sizeof(err));
+
+	if (rc >= 0) {
+		cfg_free(c);
+		fail_msg("parse of %s: expected failure, got success", json);
+	}
+	if (!strstr(err, needle))
+		fail_msg("parse of %s: expected message with \"%s\", got \"%s\"", json, needle, err);
+}
+
+static void test_defaults(void **state)
+{
+	struct cfg *c = parse_ok("{}");
+
+	assert_int_equal(c->log_level, 1);
+	assert_int_equal(c->io_engine, 0);
+	assert_int_equal(c->nportals, 1);
+	assert_string_equal(c->portals[0], "127.0.0.1:3260");
+	assert_string_equal(c->spool_dir, "/var/lib/overlaybd-iscsid/spool");
+	assert_string_equal(c->iqn_prefix, "iqn.2026-11.io.overlaybd");
+	assert_string_equal(c->control_socket, "/run/overlaybd-iscsid/control.sock");
+	assert_string_equal(c->registry_cache_dir, "/var/cache/overlaybd-iscsid");
+	assert_int_equal(c->registry_cache_size_gb, 4);
+	assert_null(c->credential_file_path);
+	assert_false(c->download.enable);
+	assert_int_equal(c->download.delay, 300);
+	assert_int_equal(c->download.delay_extra, 30);
+	assert_int_equal(c->download.max_mbps, 100);
+	assert_null(c->discovery_auth.username);
+	assert_int_equal(c->nacl, 0);
+	assert_int_equal(c->nop_interval, 5);
+	assert_int_equal(c->nop_timeout, 15);
+	assert_int_equal(c->login_timeout, 15);
+	assert_int_equal(c->queue_depth, 128);
+	cfg_free(c);
+}
+
+static void test_every_key(void **state)
+{
+	struct cfg *c = parse_ok(
+		"{\"logLevel\":0,\"logPath\":\"/tmp/x.log\",\"ioEngine\":2,"
+		"\"registryCacheDir\":\"/c\",\"registryCacheSizeGB\":9,"
+		"\"credentialFilePath\":\"/cred.json\","
+		"\"download\":{\"enable\":true,\"delay\":1,\"delayExtra\":2,\"maxMBps\":-1},"
+		"\"portals\":[\"0.0.0.0:3261\",\"[::1]:3262\"],\"spoolDir\":\"/s\","
+		"\"iqnPrefix\":\"iqn.2001-04.com.example\",\"controlSocket\":\"/r/c.sock\","
+		"\"discoveryAuth\":{\"username\":\"u\",\"password\":\"secretsecret\"},"
+		"\"acl\":[\"iqn.1994-05.com.redhat:a\"],\"ioThreads\":8,\"nopInterval\":2,"
+		"\"nopTimeout\":3,\"loginTimeout\":4,\"maxConnectionsPerSource\":5,"
+		"\"maxConnections\":6,\"maxRecvDataSegmentLength\":8192,"
+		"\"maxBurstLength\":65536,\"firstBurstLength\":8192,\"queueDepth\":32}");
+
+	assert_int_equal(c->log_level, 0);
+	assert_string_equal(c->log_path, "/tmp/x.log");
+	assert_int_equal(c->io_engine, 2);
+	assert_string_equal(c->registry_cache_dir, "/c");
+	assert_int_equal(c->registry_cache_size_gb, 9);
+	assert_string_equal(c->credential_file_path, "/cred.json");
+	assert_true(c->download.enable);
+	assert_int_equal(c->download.delay, 1);
+	assert_int_equal(c->download.delay_extra, 2);
+	assert_int_equal(c->download.max_mbps, 0);
+	assert_int_equal(c->nportals, 2);
+	assert_string_equal(c->portals[1], "[::1]:3262");
+	assert_string_equal(c->spool_dir, "/s");
+	assert_string_equal(c->iqn_prefix, "iqn.2001-04.com.example");
+	assert_string_equal(c->control_socket, "/r/c.sock");
+	assert_string_equal(c->discovery_auth.username, "u");
+	assert_string_equal(c->discovery_auth.password, "secretsecret");
+	assert_int_equal(c->nacl, 1);
+	assert_int_equal(c->io_threads, 8);
+	assert_int_equal(c->nop_interval, 2);
+	assert_int_equal(c->nop_timeout, 3);
+	assert_int_equal(c->login_timeout, 4);
+	assert_int_equal(c->max_connections_per_source, 5);
+	assert_int_equal(c->max_connections, 6);
+	assert_int_equal(c->max_recv_data_segment_length, 8192);
+	assert_int_equal(c->max_burst_length, 65536);
+	assert_int_equal(c->first_burst_length, 8192);
+	assert_int_equal(c->queue_depth, 32);
+	cfg_free(c);
+}
+
+static void test_unknown_key_is_not_fatal(void **state)
+{
+	struct cfg *c = parse_ok("{\"cacheConfig\":{\"cacheType\":\"file\"},\"logLevel\":2}");
+
+	assert_int_equal(c->log_level, 2);
+	cfg_free(c);
+}
+
+static void test_bad_values_name_the_key(void **state)
+{
+	parse_bad("{", "invalid JSON");
+	parse_bad("[]", "JSON object");
+	parse_bad("{\"logLevel\":\"1\"}", "logLevel");
+	parse_bad("{\"logLevel\":9}", "logLevel");
+	parse_bad("{\"logLevel\":-1}", "logLevel");
+	parse_bad("{\"ioEngine\":3}", "ioEngine");
+	parse_bad("{\"ioEngine\":1.5}", "ioEngine");
+	parse_bad("{\"logPath\":5}", "logPath");
+	parse_bad("{\"portals\":\"127.0.0.1:3260\"}", "portals");
+	parse_bad("{\"portals\":[]}", "portals");
+	parse_bad("{\"portals\":[\"localhost:3260\"]}", "portals[0]");
+	parse_bad("{\"portals\":[\"127.0.0.1\"]}", "portals[0]");
+	parse_bad("{\"portals\":[\"127.0.0.1:3260\",\"127.0.0.1:0\"]}", "portals[1]");
+	parse_bad("{\"portals\":[\"[::1:3260\"]}", "portals[0]");
+	parse_bad("{\"iqnPrefix\":\"IQN.2026-11.X\"}", "iqnPrefix");
+	parse_bad("{\"iqnPrefix\":\"iqn.2026-11.a b\"}", "iqnPrefix");
+	parse_bad("{\"spoolDir\":\"\"}", "spoolDir");
+	parse_bad("{\"download\":{\"enable\":1}}", "download.enable");
+	parse_bad("{\"download\":{\"delay\":\"x\"}}", "download.delay");
+	parse_bad("{\"download\":[]}", "download");
+	parse_bad("{\"discoveryAuth\":{\"username\":\"u\"}}", "discoveryAuth");
+	parse_bad("{\"discoveryAuth\":{\"username\":\"u\",\"password\":\"p\","
+		  "\"mutualUsername\":\"m\"}}", "discoveryAuth");
+	parse_bad("{\"discoveryAuth\":{\"mutualUsername\":\"m\",\"mutualPassword\":\"q\"}}",
+		  "discoveryAuth");
+	parse_bad("{\"discoveryAuth\":{\"username\":\"u\",\"password\":\"same\","
+		  "\"mutualUsername\":\"m\",\"mutualPassword\":\"same\"}}", "mutualPassword");
+	parse_bad("{\"discoveryAuth\":{\"username\":7}}", "discoveryAuth.username");
+	parse_bad("{\"acl\":[1]}", "acl[0]");
+	parse_bad("{\"ioThreads\":0}", "ioThreads");
+	parse_bad("{\"maxRecvDataSegmentLength\":100}", "maxRecvDataSegmentLength");
+	parse_bad("{\"maxBurstLength\":16777216}", "maxBurstLength");
+	parse_bad("{\"maxBurstLength\":8192,\"firstBurstLength\":65536}", "firstBurstLength");
+	parse_bad("{\"logLevel\":1,\"logLevel\":2}", "duplicate");
+}
+
+static void write_secret(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_secret_files(void **state)
+{
+	char dir[] = "/tmp/test_config.XXXXXX", ok[64], world[64], json[512];
+	struct cfg *c;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(ok, sizeof(ok), "%s/ok", dir);
+	snprintf(world, sizeof(world), "%s/world", dir);
+	write_secret(ok, "topsecret123\n", 0600);
+	write_secret(world, "topsecret456\n", 0644);
+
+	snprintf(json, sizeof(json),
+		 "{\"discoveryAuth\":{\"username\":\"u\",\"passwordFile\":\"%s\"}}", ok);
+	c = parse_ok(json);
+	assert_string_equal(c->discovery_auth.password, "topsecret123");
+	cfg_free(c);
+
+	snprintf(json, sizeof(json),
+		 "{\"discoveryAuth\":{\"username\":\"u\",\"passwordFile\":\"%s\"}}", world);
+	parse_bad(json, "world-readable");
+	snprintf(json, sizeof(json),
+		 "{\"discoveryAuth\":{\"username\":\"u\",\"passwordFile\":\"%s/none\"}}", dir);
+	parse_bad(json, "discoveryAuth.passwordFile");
+
+	unlink(ok);
+	unlink(world);
+	rmdir(dir);
+}
+
+static void test_load_file(void **state)
+{
+	char path[] = "/tmp/test_config.XXXXXX", err[256] = "";
+	struct cfg *c = NULL;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{\"logLevel\":3}", 14), 14);
+	close(fd);
+	assert_int_equal(cfg_load(path, &c, err, sizeof(err)), 0);
+	assert_int_equal(c->log_level, 3);
+	cfg_free(c);
+	unlink(path);
+	assert_true(cfg_load(path, &c, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, path));
+}
+
+static void test_default_config_file_parses(void **state)
+{
+	char err[256] = "";
+	struct cfg *c = NULL;
+
+	if (cfg_load("etc/overlaybd-iscsid.json", &c, err, sizeof(err)) != 0)
+		fail_msg("etc/overlaybd-iscsid.json: expected 0, got error %s", err);
+	assert_string_equal(c->portals[0], "127.0.0.1:3260");
+	assert_string_equal(c->spool_dir, "/var/lib/overlaybd-iscsid/spool");
+	cfg_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_unknown_key_is_not_fatal),
+		cmocka_unit_test(test_bad_values_name_the_key),
+		cmocka_unit_test(test_secret_files),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_default_config_file_parses),
+	};
+
+	log_set_level(LOG_LVL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,229 @@
+/*
+ * overlaybd-commit: seal a writable layer into a layer blob, compacting its
+ * index as the reference does (lsmt.md 7).
+ *
+ *   overlaybd-commit [options] DATA INDEX OUT
+ *   overlaybd-commit [options] --commit_sealed IN OUT
+ *
+ * The blob is written to OUT.tmp and renamed to OUT only when complete.
+ */
+#include "blockdev/bdev.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+		"usage: overlaybd-commit [options] DATA INDEX OUT\n"
+		"       overlaybd-commit [options] --commit_sealed IN OUT\n"
+		"Seal the writable layer DATA+INDEX (or a sealed-in-place data file IN)\n"
+		"into the layer blob OUT.\n"
+		"  -m, --message MSG    commit message (user tag, at most 256 bytes)\n"
+		"      --uuid U         uuid of the new layer (default: the null uuid)\n"
+		"  -p, --parent-uuid U  parent uuid (default: the source's)\n"
+		"      --commit_sealed  the source is one sealed-in-place data file\n"
+		"      --verify         read OUT back and compare it with the source\n"
+		"  -v, --verbose        debug log\n"
+		"  -h, --help           this text\n");
+}
+
+static int fail(const char *what, const char *arg, int err)
+{
+	fprintf(stderr, "overlaybd-commit: %s%s%s\n", what, arg ? arg : "",
+		err ? strerror(-err) : "");
+	return 1;
+}
+
+/* lsmt.md 2: 36 characters, hex digits with dashes at 8, 13, 18, 23 */
+static bool uuid_ok(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Every run of SRC must have the same state and bytes in OUT. */
+static int verify(struct bdev *src, struct bdev *out)
+{
+	size_t bs = 1 << 20;
+	char *a = malloc(bs), *b = malloc(bs);
+	uint64_t pos = 0, size = bdev_size(src);
+	int err = 0;
+
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return -ENOMEM;
+	}
+	if (bdev_size(out) != size)
+		err = -EINVAL;
+	while (!err && pos < size) {
+		uint64_t l1, l2;
+		bool m1, m2;
+
+		err = bdev_map_status(src, pos, &l1, &m1);
+		if (!err)
+			err = bdev_map_status(out, pos, &l2, &m2);
+		if (err)
+			break;
+		if (m1 != m2 || !l1 || !l2) {
+			err = -EINVAL;
+			break;
+		}
+		uint64_t n = l1 < l2 ? l1 : l2;
+
+		for (uint64_t done = 0; m1 && done < n && !err; done += bs) {
+			size_t k = n - done < bs ? n - done : bs;
+
+			err = bdev_pread(src, a, k, pos + done);
+			if (!err)
+				err = bdev_pread(out, b, k, pos + done);
+			if (!err && memcmp(a, b, k))
+				err = -EINVAL;
+		}
+		pos += n;
+	}
+	if (err == -EINVAL)
+		fprintf(stderr, "overlaybd-commit: verify: output differs from the source near byte %llu\n",
+			(unsigned long long)pos);
+	free(a);
+	free(b);
+	return err;
+}
+
+static int open_source(const char *data, const char *index, bool sealed, struct lsmt_layer **l)
+{
+	struct bdev_file *df, *xf;
+	int err = bdev_file_open_local(data, O_RDONLY, BDEV_IO_PSYNC, &df);
+
+	if (err)
+		return fail("cannot open ", data, 0);
+	if (sealed) {
+		err = lsmt_open_ro(df, l);
+		return err ? fail("not a sealed layer: ", data, 0) : 0;
+	}
+	err = bdev_file_open_local(index, O_RDONLY, BDEV_IO_PSYNC, &xf);
+	if (err) {
+		bdev_file_close(df);
+		return fail("cannot open ", index, 0);
+	}
+	err = lsmt_open_rw(df, xf, l);
+	return err ? fail("not a writable layer: ", data, 0) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_UUID = 256, OPT_SEALED, OPT_VERIFY };
+	static const struct option longopts[] = {
+		{ "message", required_argument, NULL, 'm' },
+		{ "uuid", required_argument, NULL, OPT_UUID },
+		{ "parent-uuid", required_argument, NULL, 'p' },
+		{ "commit_sealed", no_argument, NULL, OPT_SEALED },
+		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct lsmt_commit_opts o = { 0 };
+	bool sealed = false, check = false;
+	int c;
+
+	log_set_level(LOG_LVL_WARN);
+	while ((c = getopt_long(argc, argv, "m:p:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			o.user_tag = optarg;
+			break;
+		case OPT_UUID:
+			o.uuid = optarg;
+			break;
+		case 'p':
+			o.parent_uuid = optarg;
+			break;
+		case OPT_SEALED:
+			sealed = true;
+			break;
+		case OPT_VERIFY:
+			check = true;
+			break;
+		case 'v':
+			log_set_level(LOG_LVL_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (argc - optind != (sealed ? 2 : 3)) {
+		usage(stderr);
+		return 1;
+	}
+	if (o.uuid && !uuid_ok(o.uuid))
+		return fail("not a uuid: ", o.uuid, 0);
+	if (o.parent_uuid && !uuid_ok(o.parent_uuid))
+		return fail("not a uuid: ", o.parent_uuid, 0);
+	if (o.user_tag && strlen(o.user_tag) > 256)
+		return fail("the message is longer than 256 bytes", NULL, 0);
+
+	const char *data = argv[optind], *index = sealed ? NULL : argv[optind + 1];
+	const char *out = argv[argc - 1];
+	char tmp[4096];
+	struct lsmt_layer *l;
+	struct bdev_file *dst;
+	int err;
+
+	if (open_source(data, index, sealed, &l))
+		return 1;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	err = bdev_file_open_local(tmp, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+	if (err) {
+		lsmt_close(l);
+		return fail("cannot create ", tmp, 0);
+	}
+	err = lsmt_commit(&l, 1, dst, &o, false);
+	if (!err && dst->ops->sync)
+		err = dst->ops->sync(dst);
+	bdev_file_close(dst);
+	if (!err && check) {
+		struct bdev *sd = NULL, *od = NULL;
+		struct lsmt_layer *ol = NULL;
+		struct bdev_file *of;
+
+		err = bdev_open(NULL, 0, l, &sd);
+		l = NULL;
+		if (!err)
+			err = bdev_file_open_local(tmp, O_RDONLY, BDEV_IO_PSYNC, &of);
+		if (!err)
+			err = lsmt_open_ro(of, &ol);
+		if (!err)
+			err = bdev_open(&ol, 1, NULL, &od);
+		if (!err)
+			err = verify(sd, od);
+		bdev_close(sd);
+		bdev_close(od);
+	}
+	lsmt_close(l);
+	if (!err && rename(tmp, out))
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		return fail("commit failed: ", NULL, err);
+	}
+	return 0;
+}
