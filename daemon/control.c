@@ -64,7 +64,9 @@ static void session_line(void *arg, const struct iscsi_session_info *si)
 {
 	struct session_walk *w = arg;
 
-	if (w->iqn ? !si->target || strcmp(si->target, w->iqn) : !!si->target)
+	bool discovery = !si->target || !strcmp(si->target, "(discovery)");
+
+	if (w->iqn ? discovery || strcmp(si->target, w->iqn) : !discovery)
 		return;
 	w->count++;
 	fprintf(w->out, "    session %s isid 0x%012llx tsih %u peer %s commands %llu inflight %u\n",
@@ -125,8 +127,11 @@ void control_status(struct daemon *d, FILE *out)
 	for (struct ddev *v = d->devs; v; v = v->link)
 		device_status(d, v, out);
 	/* Discovery sessions belong to no target. */
-	if (d->srv)
+	if (d->srv) {
+		fprintf(out, "discovery\n");
 		iscsi_server_foreach_session(d->srv, session_line, &w);
+		fprintf(out, "  sessions %d\n", w.count);
+	}
 }
 
 static void client_free(struct client *cl)

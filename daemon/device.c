@@ -177,7 +177,8 @@ static void ddev_remove(struct ddev *v)
 	case DDEV_SERVING:
 		v->next = DDEV_NEXT_REMOVE;
 		v->state = DDEV_CLOSING;
-		log_info("%s: spec removed, removing target %s", v->name, v->iqn);
+		log_info("%s: %s, removing target %s", v->name,
+			 v->d->stopping ? "shutting down" : "spec removed", v->iqn);
 		target_stop(v, stopped);
 		break;
 	case DDEV_FAILED:
