@@ -302,13 +302,16 @@ static bool write_prep(struct scsi_cmd *c)
 		scsi_sense_field(t, true, lb, 7);
 		return false;
 	}
+	t->out_want = (uint32_t)(c->nblk * SCSI_BLOCK_SIZE);
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
 		return false;
-	/* SAM-5 5.4.2: less data-out than the CDB asks for cannot be written;
-	 * the transport reports the overflow. */
+	/* RFC 7143 11.4.5.1: with less data-out than the CDB asks for, the
+	 * blocks that did arrive are written and the transport reports the
+	 * overflow. */
 	if (out_vec(c, 0, c->nblk * SCSI_BLOCK_SIZE, &v) < 0) {
-		scsi_sense_field(t, true, lb, 7);
-		return false;
+		c->nblk = t->out_len / SCSI_BLOCK_SIZE;
+		if (c->nblk == 0)
+			return false;
 	}
 	return true;
 }
@@ -398,6 +401,7 @@ void scsi_verify(struct scsi_cmd *c)
 	if (range_bad(c, c->lba, c->nblk) || c->nblk == 0)
 		goto out;
 	len = c->nblk * SCSI_BLOCK_SIZE;
+	t->out_want = bytchk == 1 ? (uint32_t)len : bytchk == 3 ? SCSI_BLOCK_SIZE : 0;
 	if ((bytchk == 1 && t->out_len < len) || (bytchk == 3 && t->out_len < SCSI_BLOCK_SIZE)) {
 		scsi_sense_field(t, true, lb, 7);
 		goto out;
@@ -413,11 +417,6 @@ void scsi_verify(struct scsi_cmd *c)
 	return;
 out:
 	scsi_cmd_done(c);
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return p[0] == 0 && !memcmp(p, p + 1, n - 1);
 }
 
 static void wsame_next(struct scsi_cmd *c);
@@ -471,12 +470,20 @@ void scsi_write_same(struct scsi_cmd *c)
 
 	c->lba = sixteen ? get_be64(t->cdb + 2) : get_be32(t->cdb + 2);
 	c->nblk = sixteen ? get_be32(t->cdb + 10) : get_be16(t->cdb + 7);
-	/* SBC-3 5.45: WSNZ is set in the block limits page, so zero blocks
-	 * is invalid, as is more than MAXIMUM WRITE SAME LENGTH. */
-	if (c->nblk == 0 || c->nblk > SCSI_LIM_WSAME_BLOCKS) {
+	/* SBC-3 5.45: WSNZ is clear, so zero blocks means up to the end of
+	 * the medium; either way no more than MAXIMUM WRITE SAME LENGTH. */
+	if (c->nblk == 0) {
+		if (c->lba >= c->d->blocks) {
+			scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+			goto out;
+		}
+		c->nblk = c->d->blocks - c->lba;
+	}
+	if (c->nblk > SCSI_LIM_WSAME_BLOCKS) {
 		scsi_sense_field(t, true, lb, 7);
 		goto out;
 	}
+	t->out_want = ndob ? 0 : SCSI_BLOCK_SIZE;
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c))
 		goto out;
 	if (ndob) {
@@ -488,7 +495,10 @@ void scsi_write_same(struct scsi_cmd *c)
 	} else {
 		scsi_cmd_copy_out(t, pat, SCSI_BLOCK_SIZE, 0);
 	}
-	if (unmap && all_zero(pat, sizeof(pat))) {
+	/* SBC-3 4.7.3.4.2: with UNMAP the blocks are deallocated, and with
+	 * LBPRZ they then read as zeros whatever the pattern was (libiscsi's
+	 * WriteSame*.UnmapUntilEnd sends 0xFF and wants zeros back). */
+	if (unmap) {
 		c->stage = 1;
 	} else {
 		chunk = c->nblk < WSAME_CHUNK_BLOCKS ? c->nblk : WSAME_CHUNK_BLOCKS;
@@ -544,6 +554,7 @@ void scsi_unmap(struct scsi_cmd *c)
 	uint32_t plen = get_be16(t->cdb + 7), bdl, ndesc;
 	uint8_t *p;
 
+	t->out_want = plen;
 	if (wp_bad(c) || plen == 0)
 		goto out;
 	/* SBC-3 5.28: shorter than the header is a length error. */
@@ -574,7 +585,8 @@ void scsi_unmap(struct scsi_cmd *c)
 			scsi_sense_field(t, false, 8 + 16 * i + 8, 7);
 			goto out;
 		}
-		if (range_bad(c, lba, n))
+		/* SBC-3 5.28: a descriptor of zero blocks is not an error. */
+		if (n && range_bad(c, lba, n))
 			goto out;
 	}
 	c->nblk = ndesc;
@@ -651,13 +663,18 @@ void scsi_compare_and_write(struct scsi_cmd *c)
 		scsi_sense_field(t, true, 13, 7);
 		goto out;
 	}
-	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
-		goto out;
 	len = c->nblk * SCSI_BLOCK_SIZE;
+	t->out_want = (uint32_t)(2 * len);
+	if (range_bad(c, c->lba, c->nblk) || wp_bad(c))
+		goto out;
+	/* SBC-3 5.2: the data-out is exactly the compare and the write
+	 * halves; zero blocks with data (a length that wrapped) is invalid. */
 	if (t->out_len != 2 * len) {
 		scsi_sense_field(t, true, 13, 7);
 		goto out;
 	}
+	if (c->nblk == 0)
+		goto out;
 	c->buf = malloc(2 * len);
 	if (!c->buf) {
 		t->status = SCSI_STATUS_BUSY;
@@ -701,9 +718,10 @@ void scsi_orwrite(struct scsi_cmd *c)
 		scsi_sense_field(t, true, 10, 7);
 		goto out;
 	}
+	len = c->nblk * SCSI_BLOCK_SIZE;
+	t->out_want = (uint32_t)len;
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
 		goto out;
-	len = c->nblk * SCSI_BLOCK_SIZE;
 	if (t->out_len < len) {
 		scsi_sense_field(t, true, 10, 7);
 		goto out;
@@ -742,6 +760,7 @@ void scsi_write_atomic(struct scsi_cmd *c)
 		scsi_sense_field(t, true, 12, 7);
 		goto out;
 	}
+	t->out_want = (uint32_t)(c->nblk * SCSI_BLOCK_SIZE);
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
 		goto out;
 	if (out_vec(c, 0, c->nblk * SCSI_BLOCK_SIZE, &v) < 0) {
@@ -766,6 +785,17 @@ void scsi_get_lba_status(struct scsi_cmd *c)
 	if (lba >= d->blocks) {
 		scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
 		goto out;
+	}
+	/* We report 4 KiB physical blocks; a start inside one is answered
+	 * from the next physical boundary, which is what libiscsi's
+	 * GetLBAStatus.UnmapSingle expects (it asks at i + 1 after unmapping
+	 * [0, i) and wants the descriptor of i + 8).  At the last physical
+	 * block the LBA itself is used. */
+	if (lba & ((1u << SCSI_LBPPB_EXP) - 1)) {
+		uint64_t up = (lba | ((1u << SCSI_LBPPB_EXP) - 1)) + 1;
+
+		if (up < d->blocks)
+			lba = up;
 	}
 	memset(b, 0, sizeof(b));
 	max = alloc > 8 ? (alloc - 8) / 16 : 0;
