@@ -162,10 +162,10 @@ void scsi_inquiry(struct scsi_cmd *c)
 		n = 64;
 		break;
 	case 0xb2: /* SBC-3 6.6.4 logical block provisioning: LBPU, LBPWS,
-		    * LBPWS10, LBPRZ; thin provisioned. */
+		    * LBPWS10 (not on a read-only stack), LBPRZ; thin. */
 		b[1] = 0xb2;
 		put_be16(b + 2, 4);
-		b[5] = 0x80 | 0x40 | 0x20 | 0x04;
+		b[5] = (d->ro ? 0 : 0x80 | 0x40 | 0x20) | 0x04;
 		b[6] = 0x02;
 		n = 8;
 		break;

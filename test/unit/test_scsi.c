@@ -791,7 +791,7 @@ static void test_mode_pages(void **state)
 {
 	struct fx *f = *state;
 	uint8_t ms[10] = { 0x5a, 0, 0x0a, 0, 0, 0, 0, 0, 255, 0 }, sel[6] = { 0x15, 0x10 };
-	uint8_t page[4 + 8 + 12], c[10];
+	uint8_t page[4 + 8 + 12], c[10], blk[512] = { 0 };
 	struct res *r;
 
 	clear_ua(f, f->a);
@@ -820,7 +820,7 @@ static void test_mode_pages(void **state)
 	expect_status(run(f, f->a, sel, 6, SCSI_DIR_WRITE, page, sizeof(page), 0), 0,
 		      "MODE SELECT(6)");
 	cdb10(c, 0x2a, 0, 1);
-	r = run(f, f->a, c, 10, SCSI_DIR_WRITE, page, 512, 0);
+	r = run(f, f->a, c, 10, SCSI_DIR_WRITE, blk, 512, 0);
 	expect_status(r, SCSI_STATUS_CHECK_CONDITION, "WRITE with SWP");
 	if (r->t.sense[0] != 0x72 || r->t.sense[1] != 7 || r->t.sense[2] != 0x27)
 		fail_msg("descriptor sense expected 72/7/27h, got %02x/%x/%02x", r->t.sense[0],
@@ -834,7 +834,7 @@ static void test_mode_pages(void **state)
 	/* A LUN reset restores the defaults. */
 	scsi_tmf(f->a, SCSI_TMF_LUN_RESET);
 	clear_ua(f, f->b);
-	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, page, 512, 0), 0, "WRITE after reset");
+	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, blk, 512, 0), 0, "WRITE after reset");
 }
 
 static void test_mode_select_errors(void **state)
