@@ -86,6 +86,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* The connection may end itself (and be freed) while the loop runs. */
+static bool conn_alive(struct iscsi_conn *c)
+{
+	struct iscsi_conn *o;
+
+	for (o = srv->conns; o; o = o->next)
+		if (o == c)
+			return true;
+	return false;
+}
+
 static void drain(int fd)
 {
 	char buf[65536];
@@ -113,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(c->peer, sizeof(c->peer), "fuzz");
 	snprintf(c->peer_host, sizeof(c->peer_host), "fuzz");
 	snprintf(c->local_portal, sizeof(c->local_portal), "127.0.0.1:3260");
-	while (off < size && c->state != CONN_CLOSED) {
+	while (off < size && conn_alive(c) && c->state != CONN_CLOSED) {
 		size_t n = size - off < chunk ? size - off : chunk;
 
 		if (iscsi_conn_feed(c, data + off, n) < 0)
@@ -123,8 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ev_run(loop, EVRUN_NOWAIT);
 		drain(sv[1]);
 	}
-	iscsi_conn_close(c, "fuzz input done");
-	iscsi_conn_maybe_free(c);
+	if (conn_alive(c)) {
+		iscsi_conn_close(c, "fuzz input done");
+		iscsi_conn_maybe_free(c);
+	}
 	/* Tasks still in SCSI finish on the pool; the connection goes with
 	 * the last of them. */
 	for (spins = 0; srv->nconns && spins < 100000; spins++)
