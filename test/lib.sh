@@ -55,6 +55,10 @@ skip() {
 # Remember a background pid so the EXIT trap kills it.
 track_pid() { _lib_pids+=("$1"); }
 
+# at_exit CMD: run CMD (e.g. an umount) in the EXIT trap, after the processes are killed.
+_lib_hooks=()
+at_exit() { _lib_hooks+=("$1"); }
+
 _lib_cleanup() {
 	local rc=$? p
 	trap - EXIT TERM INT HUP
@@ -63,6 +67,9 @@ _lib_cleanup() {
 	done
 	for p in "${_lib_pids[@]}"; do
 		wait "$p" 2>/dev/null
+	done
+	for p in "${_lib_hooks[@]}"; do
+		eval "$p" 2>/dev/null
 	done
 	if [ "$rc" != 0 ] || [ "$_lib_failed" != 0 ]; then
 		echo "---- $TEST_NAME failed (rc $rc); last lines of $OBD_LOG:" >&2
