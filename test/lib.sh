@@ -190,10 +190,10 @@ obd_start() {
 
 obd_alive() { [ -n "$OBD_PID" ] && kill -0 "$OBD_PID" 2>/dev/null; }
 
-# obd_stop: SIGTERM, wait for the exit, which must be status 0 (drained and flushed).
-obd_stop() {
-	local i rc
-	[ -n "$OBD_PID" ] || fail "obd_stop: daemon not running"
+# obd_term: SIGTERM, wait for the exit; its status goes to OBD_RC.
+obd_term() {
+	local i
+	[ -n "$OBD_PID" ] || fail "obd_term: daemon not running"
 	kill -TERM "$OBD_PID" 2>/dev/null || fail "obd_stop: daemon $OBD_PID already gone"
 	for i in $(seq 1 $((OBD_WAIT * 10))); do
 		kill -0 "$OBD_PID" 2>/dev/null || break
@@ -203,9 +203,14 @@ obd_stop() {
 		fail "expected the daemon to exit within ${OBD_WAIT}s of SIGTERM, it is still running"
 	fi
 	wait "$OBD_PID"
-	rc=$?
+	OBD_RC=$?
 	OBD_PID=
-	[ "$rc" = 0 ] || fail "expected exit status 0 after SIGTERM, got $rc"
+}
+
+# obd_stop: obd_term, and the status must be 0 (drained and flushed).
+obd_stop() {
+	obd_term
+	[ "$OBD_RC" = 0 ] || fail "expected exit status 0 after SIGTERM, got $OBD_RC"
 }
 
 obd_kill9() {
