@@ -88,6 +88,9 @@ int bdev_file_unwrap(struct bdev_file *raw, struct bdev_file **out);
  * tar_open and zfile_open take ownership of RAW, also on failure. */
 bool tar_is_tar(const void *first512);
 int tar_open(struct bdev_file *raw, struct bdev_file **out);
+/* Write LEN bytes of SRC into the empty DST as the one member of a tar
+ * archive, the form `overlaybd-commit -t` pushes (lsmt.md 8). */
+int tar_wrap(struct bdev_file *src, uint64_t len, struct bdev_file *dst);
 
 /* ZFile (zfile.md). */
 bool zfile_is_zfile(const void *first512);
@@ -105,6 +108,10 @@ struct zfile_opts {
 /* Compress SRC (LEN bytes from offset 0) into DST, which must be empty. */
 int zfile_compress(struct bdev_file *src, uint64_t len, struct bdev_file *dst,
 		   const struct zfile_opts *opts);
+/* The options a ZFile was written with and its uncompressed size;
+ * overwrite_header reports an authoritative header.  -EINVAL if RAW is
+ * not a valid ZFile.  RAW stays the caller's. */
+int zfile_info(struct bdev_file *raw, struct zfile_opts *opts, uint64_t *size);
 /* Decompress a ZFile into DST (from offset 0), checking every block; with
  * DST NULL nothing is written (overlaybd-zfile --verify). */
 int zfile_decompress(struct bdev_file *src, struct bdev_file *dst);

@@ -582,3 +582,25 @@ int zfile_open_borrowed(struct bdev_file *raw, struct bdev_file **out)
 {
 	return open_view(raw, false, out);
 }
+
+int zfile_info(struct bdev_file *raw, struct zfile_opts *opts, uint64_t *size)
+{
+	struct zfile *z = calloc(1, sizeof(*z));
+	struct zfile_ht ht;
+	const char *why = NULL;
+	int rc;
+
+	if (!z)
+		return -ENOMEM;
+	z->raw = raw;
+	rc = load_ht(z, &ht, &why);
+	free(z);
+	if (rc)
+		return rc;
+	opts->algo = ht.algo;
+	opts->block_size = ht.block_size;
+	opts->verify = ht.verify != 0;
+	opts->overwrite_header = (ht.flags & ZF_FLAG_OVERWRITTEN) != 0;
+	*size = ht.original_size;
+	return 0;
+}

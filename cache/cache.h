@@ -71,6 +71,8 @@ struct cache_dl_src {
 	uint64_t size;
 	/* Bytes for the download: LEN or -errno. */
 	ssize_t (*read)(void *ctx, void *buf, size_t len, uint64_t off);
+	/* Optional: LEN when the bytes are at hand locally (cache), else 0. */
+	ssize_t (*read_cached)(void *ctx, void *buf, size_t len, uint64_t off);
 	/* The verified copy is at PATH: switch to it; 0 or -errno. */
 	int (*done)(void *ctx, const char *path);
 	void *ctx;

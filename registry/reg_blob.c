@@ -423,11 +423,14 @@ fail:
  * registry without passing through (and evicting from) the cache. */
 static ssize_t dl_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
+	return reg_blob_remote_read(ctx, buf, len, off);
+}
+
+static ssize_t dl_read_cached(void *ctx, void *buf, size_t len, uint64_t off)
+{
 	struct reg_blob *b = ctx;
 
-	if (b->cb && cache_blob_read_cached(b->cb, buf, len, off) == (ssize_t)len)
-		return len;
-	return reg_blob_remote_read(b, buf, len, off);
+	return b->cb ? cache_blob_read_cached(b->cb, buf, len, off) : 0;
 }
 
 /* config.md 6: reads move to the verified copy in one atomic store; reads
@@ -471,6 +474,7 @@ int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
 	src.digest = b->digest;
 	src.size = f->size;
 	src.read = dl_read;
+	src.read_cached = dl_read_cached;
 	src.done = dl_done;
 	src.ctx = b;
 	dlo.delay_sec = o->delay_sec;

@@ -310,6 +310,9 @@ static CURL *make_easy(struct reg_ctx *c, struct reg_http_req *r)
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 10L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Bigger reads per wakeup: the default 16 KiB costs a loop turn per
+	 * 16 KiB on fast links. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
 	if (c->ca_file)

@@ -157,12 +157,18 @@ log "background download: throttled, resumable, digest checked"
 D=$T/dl
 mkdir -p "$D"
 start=$(date +%s%N)
-fetch_ok "download" "$BLOBS" "$BIG_DIGEST" "$BIG_SHA" --download "$D" --max-mbps 40 --cache-dir "$C"
+fetch_ok "download" "$BLOBS" "$BIG_DIGEST" "$BIG_SHA" --download "$D" --max-mbps 40
 ms=$((($(date +%s%N) - start) / 1000000))
 expect_eq "downloaded file" "$BIG_SHA" "$(sha_of "$D/overlaybd.commit")"
 # 24 MiB at 40 MiB/s is 600 ms; the token bucket may run one block ahead.
 [ "$ms" -ge 550 ] || fail "download at 40 MiB/s: expected >= 550 ms for 24 MiB, took $ms ms"
 [ ! -e "$D/.download" ] || fail "download: expected .download renamed away, it is still there"
+# With the blob in the cache, the download copies it and fetches nothing.
+mkdir -p "$T/dl-cached"
+out=$("$FETCH" -o /dev/null --length 0 --cache-dir "$C" --download "$T/dl-cached" "$BLOBS" \
+	"$BIG_DIGEST" 2>&1) || fail "download from the cache failed: $out"
+case $out in *"fetched 0 bytes"*) ;; *) fail "download of a cached blob: expected no remote bytes, got: $out" ;; esac
+expect_eq "download from the cache" "$BIG_SHA" "$(sha_of "$T/dl-cached/overlaybd.commit")"
 # Tamper with the registry's stored copy (same size): the digest check catches it.
 v=stack-a/l1.lz4.zfile
 hex=${DIGEST[$v]#sha256:}

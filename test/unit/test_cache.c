@@ -35,6 +35,7 @@ struct origin {
 	size_t size;
 	unsigned delay_us;
 	int calls;
+	uint64_t bytes;
 	bool fail;
 };
 
@@ -50,6 +51,7 @@ static ssize_t origin_fetch(void *ctx, void *buf, size_t len, uint64_t off)
 	if (off + len > o->size)
 		return -EINVAL;
 	memcpy(buf, o->data + off, len);
+	__atomic_add_fetch(&o->bytes, len, __ATOMIC_RELAXED);
 	return len;
 }
 
@@ -461,6 +463,7 @@ static void test_unwritable_serves(void **state)
 
 struct dl_ctx {
 	struct origin *o;
+	uint64_t cached_below; /* bytes under this offset count as cached */
 	char path[512];
 	int done_calls;
 };
@@ -468,6 +471,16 @@ struct dl_ctx {
 static ssize_t dl_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	return origin_fetch(((struct dl_ctx *)ctx)->o, buf, len, off);
+}
+
+static ssize_t dl_read_cached(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct dl_ctx *d = ctx;
+
+	if (off + len > d->cached_below)
+		return 0;
+	memcpy(buf, d->o->data + off, len);
+	return len;
 }
 
 static int dl_done(void *ctx, const char *path)
@@ -505,7 +518,9 @@ static void test_download(void **state)
 	origin_init(&o, 2u << 20, 40);
 	digest_of(&o, digest);
 	ctx.o = &o;
-	src = (struct cache_dl_src){ digest, o.size, dl_read, dl_done, &ctx };
+	src = (struct cache_dl_src){
+		.digest = digest, .size = o.size, .read = dl_read, .done = dl_done, .ctx = &ctx
+	};
 	assert_int_equal(cache_dl_create(&d), 0);
 	t0 = cache_now_ms();
 	assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
@@ -550,6 +565,30 @@ static void test_download(void **state)
 	snprintf(path, sizeof(path), "%s/overlaybd.commit", dir);
 	if (!stat(path, &st))
 		fail_msg("mismatch: expected no overlaybd.commit, found one");
+	cache_dl_remove(j);
+
+	/* Resume and cache: a quarter already in .download (from a run
+	 * that died), the next quarter in the cache: only the second half
+	 * is fetched. */
+	rmrf(dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/.download", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, o.data, o.size / 4, 0), (ssize_t)(o.size / 4));
+	close(fd);
+	digest_of(&o, digest);
+	src.digest = digest;
+	src.read_cached = dl_read_cached;
+	ctx.cached_below = o.size / 2;
+	o.bytes = 0;
+	assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
+	rc = cache_dl_wait(j, 20000);
+	if (rc)
+		fail_msg("resumed download: expected 0, got %d", rc);
+	if (o.bytes != o.size / 2)
+		fail_msg("resumed download: expected %zu bytes fetched, got %llu", o.size / 2,
+			 (unsigned long long)o.bytes);
 	cache_dl_remove(j);
 	cache_dl_destroy(d);
 	free(o.data);
