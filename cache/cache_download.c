@@ -406,6 +406,8 @@ static void run_job(struct cache_dl_job *j)
 	log_info("download: %s into %s (attempt %u of %u)", j->digest, j->dir, j->attempts + 1,
 		 j->o.try_cnt);
 	err = download_once(j, tmp, final);
+	if (!err && cancelled(j))
+		err = -ECANCELED;
 	if (!err) {
 		err = j->src.done(j->src.ctx, final);
 		if (!err)
@@ -430,15 +432,38 @@ static void run_job(struct cache_dl_job *j)
 	pthread_mutex_unlock(&j->d->lock);
 }
 
+static void job_free(struct cache_dl_job *j)
+{
+	if (j->src.release)
+		j->src.release(j->src.ctx);
+	free(j->digest);
+	free(j->dir);
+	free(j);
+}
+
 static void *dl_thread(void *arg)
 {
 	struct cache_dl *d = arg;
 
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		struct cache_dl_job *j, *pick = NULL;
+		struct cache_dl_job *j, *pick = NULL, **pp;
 		uint64_t now = now_ms();
 
+		/* Removed jobs are released here, never under a caller's feet:
+		 * the owner may be the event loop our reads depend on. */
+		for (pp = &d->jobs; *pp;) {
+			j = *pp;
+			if (!j->cancel) {
+				pp = &j->next;
+				continue;
+			}
+			*pp = j->next;
+			pthread_mutex_unlock(&d->lock);
+			job_free(j);
+			pthread_mutex_lock(&d->lock);
+			pp = &d->jobs;
+		}
 		for (j = d->jobs; j; j = j->next)
 			if (j->state == DL_WAITING && !j->cancel &&
 			    (!pick || j->start_ms < pick->start_ms))
@@ -503,6 +528,12 @@ void cache_dl_destroy(struct cache_dl *d)
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->lock);
 	pthread_join(d->thread, NULL);
+	while (d->jobs) {
+		struct cache_dl_job *j = d->jobs;
+
+		d->jobs = j->next;
+		job_free(j);
+	}
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
@@ -548,25 +579,14 @@ int cache_dl_add(struct cache_dl *d, const struct cache_dl_src *src, const char 
 void cache_dl_remove(struct cache_dl_job *j)
 {
 	struct cache_dl *d;
-	struct cache_dl_job **pp;
 
 	if (!j)
 		return;
 	d = j->d;
 	pthread_mutex_lock(&d->lock);
 	j->cancel = true;
-	while (d->running == j)
-		pthread_cond_wait(&d->cv, &d->lock);
-	for (pp = &d->jobs; *pp; pp = &(*pp)->next)
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->lock);
-	free(j->digest);
-	free(j->dir);
-	free(j);
 }
 
 int cache_dl_wait(struct cache_dl_job *j, unsigned timeout_ms)

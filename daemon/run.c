@@ -63,9 +63,7 @@ static int start_listening(struct daemon *d)
 			log_error("portal %s: cannot listen: %s", p, strerror(-rc));
 			return rc;
 		}
-		if (portal_is_loopback(p))
-			log_info("listening on %s", p);
-		else
+		if (!portal_is_loopback(p))
 			log_warn("listening on %s, which is not a loopback address: initiators on the "
 				 "network can reach this portal (configured in portals)", p);
 	}

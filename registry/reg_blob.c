@@ -30,6 +30,7 @@ struct reg_blob {
 	struct cache_blob *cb;
 	struct cache_dl_job *dl;
 	int local_fd; /* >= 0 once switched to the downloaded copy */
+	int refs;     /* the opener's, plus one while a download job holds it */
 	uint64_t remote_bytes, remote_reqs;
 };
 
@@ -100,6 +101,7 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 	int err = 0;
 
 	reg_retry_init(&rt, b->c->timeout_sec);
+	rt.stop = &b->c->stopping;
 	for (;;) {
 		char *signed_url = reg_redirect_get(&b->rd);
 		enum reg_verdict v;
@@ -229,12 +231,8 @@ static const char *blob_name(struct bdev_file *f)
 	return ((struct reg_blob *)f)->name;
 }
 
-static void blob_close(struct bdev_file *f)
+static void blob_free(struct reg_blob *b)
 {
-	struct reg_blob *b = (struct reg_blob *)f;
-
-	/* The job reads through this blob: stop it before anything goes. */
-	cache_dl_remove(b->dl);
 	if (b->cb)
 		cache_blob_close(b->cb);
 	if (b->local_fd >= 0)
@@ -245,6 +243,25 @@ static void blob_close(struct bdev_file *f)
 	free(b->digest);
 	free(b->name);
 	free(b);
+}
+
+static void blob_unref(struct reg_blob *b)
+{
+	if (!__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL))
+		blob_free(b);
+}
+
+/*
+ * Never waits for the download: its thread may be blocked on a transfer
+ * that needs the loop this is called from.  The job holds its own
+ * reference and drops it when its current read returns.
+ */
+static void blob_close(struct bdev_file *f)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+
+	cache_dl_remove(b->dl);
+	blob_unref(b);
 }
 
 static const struct bdev_file_ops reg_blob_ops = {
@@ -265,6 +282,7 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 	int err;
 
 	reg_retry_init(&rt, b->c->timeout_sec);
+	rt.stop = &b->c->stopping;
 	for (;;) {
 		enum reg_verdict v;
 		const char *url = b->url;
@@ -364,6 +382,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		return -ENOMEM;
 	b->c = c;
 	b->local_fd = -1;
+	b->refs = 1;
 	b->f.ops = &reg_blob_ops;
 	reg_redirect_init(&b->rd);
 	while (rl && repo_blob_url[rl - 1] == '/')
@@ -453,6 +472,11 @@ static int dl_done(void *ctx, const char *path)
 	return 0;
 }
 
+static void dl_release(void *ctx)
+{
+	blob_unref(ctx);
+}
+
 int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
 		       const struct reg_download_opts *o)
 {
@@ -475,6 +499,7 @@ int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
 	src.size = f->size;
 	src.read = dl_read;
 	src.read_cached = dl_read_cached;
+	src.release = dl_release;
 	src.done = dl_done;
 	src.ctx = b;
 	dlo.delay_sec = o->delay_sec;
@@ -482,7 +507,11 @@ int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
 	dlo.max_mbps = o->max_mbps;
 	dlo.try_cnt = o->try_cnt;
 	dlo.block_size = o->block_size;
-	return cache_dl_add(c->dl, &src, dir, &dlo, &b->dl);
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	err = cache_dl_add(c->dl, &src, dir, &dlo, &b->dl);
+	if (err)
+		blob_unref(b);
+	return err;
 }
 
 int reg_download_wait(struct bdev_file *f, unsigned timeout_ms)
