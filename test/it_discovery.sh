@@ -79,7 +79,8 @@ refused "mutual CHAP target, wrong initiator secret" \
 	"$(obd_url mutual user2 Wrong-Secret-0002 tgt2 Target-Two-0002)"
 refused "mutual CHAP target, wrong target secret (the initiator must reject it)" \
 	"$(obd_url mutual user2 Secret-Two-0002 tgt2 Wrong-Target-002)"
-can_login "mutual CHAP target, one-way only" "$(obd_url mutual user2 Secret-Two-0002)"
+# The daemon's policy: a target configured for mutual CHAP does not settle for one-way.
+refused "mutual CHAP target, initiator does not ask for mutual" "$(obd_url mutual user2 Secret-Two-0002)"
 can_login "mutual CHAP target, both secrets right" \
 	"$(obd_url mutual user2 Secret-Two-0002 tgt2 Target-Two-0002)"
 log "per-target CHAP and ACLs enforced"

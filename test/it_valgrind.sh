@@ -38,7 +38,7 @@ if [ "$OBD_RC" != 0 ]; then
 	grep -A30 -E 'Invalid|uninitialised|definitely lost|indirectly lost' "$T/valgrind.log" | head -n 60
 	fail "expected exit status 0 under valgrind (99: valgrind found errors), got $OBD_RC"
 fi
-grep -E 'ERROR SUMMARY|definitely lost|indirectly lost' "$T/valgrind.log" | sed 's/^==[0-9]*== */valgrind: /'
+grep -E 'ERROR SUMMARY|in use at exit|All heap blocks|definitely lost|indirectly lost' "$T/valgrind.log" | sed 's/^==[0-9]*== */valgrind: /'
 grep -q 'ERROR SUMMARY: 0 errors' "$T/valgrind.log" ||
 	fail "expected 'ERROR SUMMARY: 0 errors', got: $(grep 'ERROR SUMMARY' "$T/valgrind.log")"
 log "ok"

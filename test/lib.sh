@@ -317,6 +317,24 @@ manifest_hash() {
 	esac
 }
 
+# manifest_head_hash STACK / manifest_tail_hash STACK: sha256 of the first 32 MiB and of the
+# last 64 KiB of the device (MANIFEST.md); together they cover every non-zero byte of stack A.
+manifest_head_hash() {
+	case "$1" in
+	L1) echo 539c8964977c059e05a7a6fdf5c1680d9c068e46fe575895994c5981d6040140 ;;
+	L12) echo 416e04aa8ab6add6c54078b097a6b2e42ea91d946ec6c307fdfee5fc1b6bf545 ;;
+	L123) echo 34ec72abd9bc7fd3ae8e627e2c3a9eb7b66f0fe872b9247da0f38e4b087c28ef ;;
+	*) fail "manifest_head_hash: unknown stack $1" ;;
+	esac
+}
+manifest_tail_hash() {
+	case "$1" in
+	L1) echo ee7f70bc65a1a9204f100301862d82ce4eaff23e5b02f77df9309bf744a635c1 ;;
+	L12 | L123) echo c914855a0ea408f6258492e2763d832d51a52aab7dda24f80ec421025f96a4f9 ;;
+	*) fail "manifest_tail_hash: unknown stack $1" ;;
+	esac
+}
+
 # expect_eq WHAT EXPECTED GOT
 expect_eq() {
 	[ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
