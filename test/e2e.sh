@@ -50,9 +50,12 @@ grep -q '^E2E:CAT hello overlaybd' "$T/console.log" ||
 
 "$KI/run-e2e.sh" "$OBD_PORT" "$IQN" --initiator "$GUEST" --expect-login-fail \
 	--log "$T/console-refused.log" \
-	--discovery-chap disc-user:Disc-Secret-0042 --chap "$GUEST:Wrong-Secret-0000" 2>&1 |
+	--discovery-chap disc-user:Disc-Secret-0042 --discovery-chap-mutual disc-tgt:DiscTgt-Secret-42 \
+	--chap "$GUEST:Wrong-Secret-0000" 2>&1 |
 	tee "$T/e2e-refused.out"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 0 ] || fail "kernel initiator with a wrong CHAP secret: expected a refusal, got exit $rc"
+grep -q 'refused=login' "$T/e2e-refused.out" ||
+	fail "wrong login secret: expected the refusal at login, got: $(grep -o 'refused=[a-z]*' "$T/e2e-refused.out")"
 obd_stop
 log "ok"
