@@ -272,6 +272,32 @@ static bool auth_only_change(struct daemon *d, struct ddev *v, const char *text,
 	return true;
 }
 
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (!strcmp(a, b))
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* A writable layer has one writer: a second spec naming it would corrupt it. */
+static bool upper_taken(struct daemon *d, const struct ddev *self, const struct spec *s,
+			const char **by)
+{
+	if (!s->upper_data)
+		return false;
+	for (struct ddev *v = d->devs; v; v = v->link)
+		if (v != self && v->spec && v->state != DDEV_FAILED && v->spec->upper_data &&
+		    (same_file(v->spec->upper_data, s->upper_data) ||
+		     same_file(v->spec->upper_index, s->upper_index))) {
+			*by = v->fname;
+			return true;
+		}
+	return false;
+}
+
 void ddev_spec_event(struct daemon *d, const char *fname)
 {
 	size_t fl = strlen(fname), sl = strlen(SPEC_SUFFIX);
@@ -355,6 +381,12 @@ void ddev_spec_event(struct daemon *d, const char *fname)
 			 other);
 		free(v->iqn);
 		v->iqn = NULL;
+		fail(v, s->result_file, err);
+		return;
+	}
+	if (upper_taken(d, v, s, &other)) {
+		snprintf(err, sizeof(err), "upper layer %s is already in use by %s", s->upper_data,
+			 other);
 		fail(v, s->result_file, err);
 		return;
 	}

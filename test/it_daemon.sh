@@ -64,6 +64,8 @@ expect_result "a..b" "$(obd_spec "a..b" "$(lowers_of $S/l1.lsmt)")" "invalid dev
 expect_result notlsmt "$(obd_spec notlsmt "$(lowers_of $S/l1.script)")" "failed to open layer 0"
 expect_result badupper "$(obd_spec badupper "$(lowers_of $S/l1.lsmt)" "$T/no-upper")" \
 	"failed to open upper layer"
+expect_result rw2 "$(obd_spec rw2 "$(lowers_of $S/l1.lsmt)" "$T/rw")" \
+	"upper layer $T/rw/data is already in use by rw.json"
 expect_result relpath "$(obd_spec relpath '[{"file": "rel/l1.lsmt"}]')" "lowers[0].file"
 expect_result GOOD "$(obd_spec GOOD "$(lowers_of $S/l1.lsmt)")" "duplicated target name"
 mkdir -p "$T/outside"
