@@ -40,6 +40,9 @@ BENCHES = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 all: $(DAEMON) $(TOOLS) $(TESTBINS) $(BENCHES)
 
+# The libiscsi clients include <iscsi/iscsi.h>, which -I. would resolve to our own header.
+$(BUILD)/obj/test/bin/%.o $(BUILD)/obj/bench/%.o: CPPFLAGS := -iquote . -D_GNU_SOURCE
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

@@ -72,6 +72,11 @@ enum bdev_io_engine {
 int bdev_file_open_local(const char *path, int flags, enum bdev_io_engine engine,
 			 struct bdev_file **out);
 
+/* A growable in-memory file holding a copy of DATA (LEN bytes; may be 0). */
+int bdev_file_open_mem(const void *data, size_t len, struct bdev_file **out);
+/* The buffer of a memory file (valid until the next write), else NULL. */
+const void *bdev_file_mem_data(struct bdev_file *f);
+
 /*
  * Unwrap a read-only layer blob: tar (lsmt.md section 8) then ZFile
  * (zfile.md), in that order.  Takes ownership of RAW in all cases.  *OUT is
@@ -79,9 +84,13 @@ int bdev_file_open_local(const char *path, int flags, enum bdev_io_engine engine
  */
 int bdev_file_unwrap(struct bdev_file *raw, struct bdev_file **out);
 
-/* tar: view of the first member of a ustar archive; -EINVAL if not tar. */
+/* tar: view of the first member of a ustar archive; -EINVAL if not tar.
+ * tar_open and zfile_open take ownership of RAW, also on failure. */
 bool tar_is_tar(const void *first512);
 int tar_open(struct bdev_file *raw, struct bdev_file **out);
+/* Write LEN bytes of SRC into the empty DST as the one member of a tar
+ * archive, the form `overlaybd-commit -t` pushes (lsmt.md 8). */
+int tar_wrap(struct bdev_file *src, uint64_t len, struct bdev_file *dst);
 
 /* ZFile (zfile.md). */
 bool zfile_is_zfile(const void *first512);
@@ -99,7 +108,12 @@ struct zfile_opts {
 /* Compress SRC (LEN bytes from offset 0) into DST, which must be empty. */
 int zfile_compress(struct bdev_file *src, uint64_t len, struct bdev_file *dst,
 		   const struct zfile_opts *opts);
-/* Decompress a ZFile into DST; with VERIFY_ONLY nothing is written. */
+/* The options a ZFile was written with and its uncompressed size;
+ * overwrite_header reports an authoritative header.  -EINVAL if RAW is
+ * not a valid ZFile.  RAW stays the caller's. */
+int zfile_info(struct bdev_file *raw, struct zfile_opts *opts, uint64_t *size);
+/* Decompress a ZFile into DST (from offset 0), checking every block; with
+ * DST NULL nothing is written (overlaybd-zfile --verify). */
 int zfile_decompress(struct bdev_file *src, struct bdev_file *dst);
 
 /*

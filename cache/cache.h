@@ -40,6 +40,10 @@ void cache_store_evict(struct cache_store *s);
 /* Bytes of cached data (units present) across every blob. */
 uint64_t cache_store_usage(struct cache_store *s);
 
+/* Size recorded for DIGEST by an earlier open (its map header): 0 or
+ * -ENOENT.  Lets a restart open cached blobs while the origin is away. */
+int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size);
+
 /* DIGEST is "algo:hex"; SIZE the blob's exact size. */
 int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 		    cache_fetch_fn fetch, void *ctx, struct cache_blob **out);
@@ -67,8 +71,13 @@ struct cache_dl_src {
 	uint64_t size;
 	/* Bytes for the download: LEN or -errno. */
 	ssize_t (*read)(void *ctx, void *buf, size_t len, uint64_t off);
+	/* Optional: LEN when the bytes are at hand locally (cache), else 0. */
+	ssize_t (*read_cached)(void *ctx, void *buf, size_t len, uint64_t off);
 	/* The verified copy is at PATH: switch to it; 0 or -errno. */
 	int (*done)(void *ctx, const char *path);
+	/* Optional: the job is gone and will not touch CTX again; called
+	 * on the download thread (or by cache_dl_destroy). */
+	void (*release)(void *ctx);
 	void *ctx;
 };
 
@@ -80,11 +89,12 @@ struct cache_dl_opts {
 };
 
 int cache_dl_create(struct cache_dl **out);
-/* Cancels and waits for every job; jobs must have been removed first. */
+/* Stops the thread (waiting for the read under way) and releases every job. */
 void cache_dl_destroy(struct cache_dl *d);
 int cache_dl_add(struct cache_dl *d, const struct cache_dl_src *src, const char *dir,
 		 const struct cache_dl_opts *o, struct cache_dl_job **out);
-/* Stop the job (waits if it is running now) and free it. */
+/* Cancel the job without waiting: the download thread releases it once
+ * its current read returns.  J must not be used afterwards. */
 void cache_dl_remove(struct cache_dl_job *j);
 /* Wait for the job to finish: 0 switched, -errno gave up, -ETIMEDOUT. */
 int cache_dl_wait(struct cache_dl_job *j, unsigned timeout_ms);

@@ -24,6 +24,7 @@
 #define DL_DEFAULT_TRIES 5
 #define DL_DEFAULT_BLOCK (256u * 1024)
 #define DL_RETRY_PAUSE_MS 1000
+#define GROUP_MAX (16u << 20)
 
 enum dl_state { DL_WAITING, DL_RUNNING, DL_DONE, DL_FAILED };
 
@@ -139,12 +140,158 @@ static bool cancelled(struct cache_dl_job *j)
 	return c;
 }
 
+/*
+ * The download runs as a two-stage pipeline: this thread fetches group N+1
+ * while a helper hashes and writes group N, so the sha256 costs no second
+ * pass over the file and no time on top of the network.  Groups are handed
+ * over in offset order through two buffers.
+ */
+struct dl_pipe {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	char *buf[2];
+	uint64_t off[2], len[2];
+	bool full[2], write[2];
+	int next_fill, fd, err;
+	bool stop;
+	EVP_MD_CTX *md;
+};
+
+static void *pipe_thread(void *arg)
+{
+	struct dl_pipe *p = arg;
+
+	for (int i = 0;; i ^= 1) {
+		pthread_mutex_lock(&p->lock);
+		while (!p->full[i] && !p->stop)
+			pthread_cond_wait(&p->cv, &p->lock);
+		if (!p->full[i]) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+		EVP_DigestUpdate(p->md, p->buf[i], p->len[i]);
+		if (p->write[i] && !p->err &&
+		    pwrite(p->fd, p->buf[i], p->len[i], p->off[i]) != (ssize_t)p->len[i]) {
+			pthread_mutex_lock(&p->lock);
+			p->err = errno ? -errno : -EIO;
+			pthread_mutex_unlock(&p->lock);
+		}
+		pthread_mutex_lock(&p->lock);
+		p->full[i] = false;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+static int pipe_start(struct dl_pipe *p, int fd, uint64_t group)
+{
+	memset(p, 0, sizeof(*p));
+	p->fd = fd;
+	p->md = EVP_MD_CTX_new();
+	p->buf[0] = malloc(group);
+	p->buf[1] = malloc(group);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if (!p->md || !p->buf[0] || !p->buf[1] || !EVP_DigestInit_ex(p->md, EVP_sha256(), NULL) ||
+	    pthread_create(&p->thread, NULL, pipe_thread, p)) {
+		EVP_MD_CTX_free(p->md);
+		free(p->buf[0]);
+		free(p->buf[1]);
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->lock);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The next buffer to fill, once the helper is done with it. */
+static char *pipe_get(struct dl_pipe *p, int *err)
+{
+	int i = p->next_fill;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->full[i])
+		pthread_cond_wait(&p->cv, &p->lock);
+	*err = p->err;
+	pthread_mutex_unlock(&p->lock);
+	return p->buf[i];
+}
+
+static void pipe_put(struct dl_pipe *p, uint64_t off, uint64_t len, bool write)
+{
+	int i = p->next_fill;
+
+	pthread_mutex_lock(&p->lock);
+	p->off[i] = off;
+	p->len[i] = len;
+	p->write[i] = write;
+	p->full[i] = true;
+	p->next_fill ^= 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Drain and stop; SUM gets "sha256:<hex>" of everything put. */
+static int pipe_finish(struct dl_pipe *p, char *sum)
+{
+	unsigned char h[32];
+	int err;
+
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	err = p->err;
+	EVP_DigestFinal_ex(p->md, h, NULL);
+	EVP_MD_CTX_free(p->md);
+	free(p->buf[0]);
+	free(p->buf[1]);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->lock);
+	strcpy(sum, "sha256:");
+	for (int i = 0; i < 32; i++)
+		snprintf(sum + 7 + 2 * i, 3, "%02x", h[i]);
+	return err;
+}
+
+static ssize_t read_full(int fd, char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return done;
+}
+
+enum blk_kind { BLK_PRESENT, BLK_CACHED, BLK_FETCH };
+
+static enum blk_kind blk_kind(struct cache_dl_job *j, int fd, char *buf, uint64_t b, uint64_t off)
+{
+	if (block_present(fd, off, b))
+		return BLK_PRESENT;
+	if (j->src.read_cached && j->src.read_cached(j->src.ctx, buf, b, off) == (ssize_t)b)
+		return BLK_CACHED;
+	return BLK_FETCH;
+}
+
 /* One attempt; 0 when DIR/overlaybd.commit holds the verified blob. */
 static int download_once(struct cache_dl_job *j, const char *tmp, const char *final)
 {
-	uint64_t size = j->src.size, bs = j->o.block_size, rate, t0, off;
-	char *buf = NULL, sum[80];
-	int fd, err = 0;
+	uint64_t size = j->src.size, bs = j->o.block_size, rate, t0, t1, t2, off, group;
+	uint64_t fetched = 0;
+	char sum[80];
+	struct dl_pipe p;
+	int fd, err = 0, perr;
 
 	if (!access(final, F_OK))
 		return 0;
@@ -158,51 +305,79 @@ static int download_once(struct cache_dl_job *j, const char *tmp, const char *fi
 		err = -errno;
 		goto out;
 	}
-	buf = malloc(bs);
-	if (!buf) {
-		err = -ENOMEM;
-		goto out;
-	}
-	/* Token bucket: bytes may run ahead of rate * elapsed by one block. */
+	/* Token bucket: bytes may run ahead of rate * elapsed by one group.
+	 * Runs of blocks go in one request (per-request cost dominates
+	 * below a few MiB); throttled, a group is at most 1/10 s worth so
+	 * the rate holds within 10%. */
 	rate = (uint64_t)j->o.max_mbps << 20;
+	group = GROUP_MAX;
+	if (rate && rate / 10 < group)
+		group = rate / 10 > bs ? rate / 10 / bs * bs : bs;
+	if (group < bs)
+		group = bs;
+	err = pipe_start(&p, fd, group);
+	if (err)
+		goto out;
 	t0 = now_ms();
-	for (off = 0; off < size; off += bs) {
-		uint64_t len = size - off < bs ? size - off : bs;
+	for (off = 0; off < size && !err;) {
+		uint64_t b = size - off < bs ? size - off : bs, len;
+		char *buf;
+		enum blk_kind kind;
 		ssize_t n;
 
 		if (cancelled(j)) {
 			err = -ECANCELED;
-			goto out;
+			break;
 		}
-		if (!block_present(fd, off, len)) {
+		buf = pipe_get(&p, &err);
+		if (err)
+			break;
+		/* A run of blocks of one kind: written by an earlier run
+		 * (resume), in the cache, or to fetch. */
+		kind = blk_kind(j, fd, buf, b, off);
+		for (len = b; off + len < size;) {
+			uint64_t nb = size - off - len < bs ? size - off - len : bs;
+
+			if (len + nb > group || blk_kind(j, fd, buf + len, nb, off + len) != kind)
+				break;
+			len += nb;
+		}
+		if (kind == BLK_PRESENT) {
+			n = read_full(fd, buf, len, off);
+		} else if (kind == BLK_CACHED) {
+			n = len;
+		} else {
 			if (rate) {
-				uint64_t due = t0 + (j->done_bytes * 1000) / rate;
+				uint64_t due = t0 + (fetched * 1000) / rate;
 				uint64_t now = now_ms();
 
 				if (due > now + 1)
 					sleep_ms(due - now);
 			}
 			n = j->src.read(j->src.ctx, buf, len, off);
-			if (n != (ssize_t)len) {
-				err = n < 0 ? (int)n : -EIO;
-				goto out;
-			}
-			if (pwrite(fd, buf, len, off) != (ssize_t)len) {
-				err = -errno ? -errno : -EIO;
-				goto out;
-			}
+			fetched += len;
 		}
+		if (n != (ssize_t)len) {
+			err = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		pipe_put(&p, off, len, kind != BLK_PRESENT);
+		off += len;
 		pthread_mutex_lock(&j->d->lock);
-		j->done_bytes = off + len;
+		j->done_bytes = off;
 		pthread_mutex_unlock(&j->d->lock);
 	}
+	perr = pipe_finish(&p, sum);
+	if (err || (err = perr))
+		goto out;
+	t1 = now_ms();
 	if (fdatasync(fd)) {
 		err = -errno;
 		goto out;
 	}
-	err = cache_sha256_fd(fd, size, sum, sizeof(sum));
-	if (err)
-		goto out;
+	t2 = now_ms();
+	log_info("download: %s: %" PRIu64 " KiB fetched and hashed in %" PRIu64
+		 " ms, synced in %" PRIu64 " ms", j->digest, fetched >> 10, t1 - t0, t2 - t1);
 	if (strcmp(sum, j->digest)) {
 		log_error("download: %s: sha256 mismatch (got %s), discarding", j->digest, sum);
 		unlink(tmp);
@@ -217,7 +392,6 @@ static int download_once(struct cache_dl_job *j, const char *tmp, const char *fi
 out:
 	if (err && err != -ECANCELED && err != -EBADMSG)
 		log_warn("download: %s into %s: %s", j->digest, j->dir, strerror(-err));
-	free(buf);
 	close(fd);
 	return err;
 }
@@ -232,6 +406,8 @@ static void run_job(struct cache_dl_job *j)
 	log_info("download: %s into %s (attempt %u of %u)", j->digest, j->dir, j->attempts + 1,
 		 j->o.try_cnt);
 	err = download_once(j, tmp, final);
+	if (!err && cancelled(j))
+		err = -ECANCELED;
 	if (!err) {
 		err = j->src.done(j->src.ctx, final);
 		if (!err)
@@ -256,15 +432,38 @@ static void run_job(struct cache_dl_job *j)
 	pthread_mutex_unlock(&j->d->lock);
 }
 
+static void job_free(struct cache_dl_job *j)
+{
+	if (j->src.release)
+		j->src.release(j->src.ctx);
+	free(j->digest);
+	free(j->dir);
+	free(j);
+}
+
 static void *dl_thread(void *arg)
 {
 	struct cache_dl *d = arg;
 
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		struct cache_dl_job *j, *pick = NULL;
+		struct cache_dl_job *j, *pick = NULL, **pp;
 		uint64_t now = now_ms();
 
+		/* Removed jobs are released here, never under a caller's feet:
+		 * the owner may be the event loop our reads depend on. */
+		for (pp = &d->jobs; *pp;) {
+			j = *pp;
+			if (!j->cancel) {
+				pp = &j->next;
+				continue;
+			}
+			*pp = j->next;
+			pthread_mutex_unlock(&d->lock);
+			job_free(j);
+			pthread_mutex_lock(&d->lock);
+			pp = &d->jobs;
+		}
 		for (j = d->jobs; j; j = j->next)
 			if (j->state == DL_WAITING && !j->cancel &&
 			    (!pick || j->start_ms < pick->start_ms))
@@ -329,6 +528,12 @@ void cache_dl_destroy(struct cache_dl *d)
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->lock);
 	pthread_join(d->thread, NULL);
+	while (d->jobs) {
+		struct cache_dl_job *j = d->jobs;
+
+		d->jobs = j->next;
+		job_free(j);
+	}
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
@@ -374,25 +579,14 @@ int cache_dl_add(struct cache_dl *d, const struct cache_dl_src *src, const char 
 void cache_dl_remove(struct cache_dl_job *j)
 {
 	struct cache_dl *d;
-	struct cache_dl_job **pp;
 
 	if (!j)
 		return;
 	d = j->d;
 	pthread_mutex_lock(&d->lock);
 	j->cancel = true;
-	while (d->running == j)
-		pthread_cond_wait(&d->cv, &d->lock);
-	for (pp = &d->jobs; *pp; pp = &(*pp)->next)
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->lock);
-	free(j->digest);
-	free(j->dir);
-	free(j);
 }
 
 int cache_dl_wait(struct cache_dl_job *j, unsigned timeout_ms)

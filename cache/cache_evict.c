@@ -67,26 +67,37 @@ static bool drop_closed(struct cache_store *s)
 static bool drop_open(struct cache_store *s)
 {
 	struct cache_blob *b, *victim = NULL;
+	struct timespec ts;
 	uint64_t freed;
+	int busy;
 
 	for (b = s->blobs; b; b = b->next)
 		if (b->refs && !b->closing && b->bytes && (!victim || b->atime_ms < victim->atime_ms))
 			victim = b;
 	if (!victim)
 		return false;
-	/* Readers in flight hold it: skip this round rather than wait. */
-	if (pthread_rwlock_trywrlock(&victim->evict))
-		return false;
-	freed = victim->bytes;
-	victim->bytes = 0;
-	s->usage -= freed;
+	/* Readers in flight hold it; new ones queue behind us (writer
+	 * preference), so this waits at most for the reads under way. */
+	victim->evicting = true; /* holds off its last close */
 	pthread_mutex_unlock(&s->lock);
-	if (cache_blob_punch(victim))
-		log_warn("cache: could not punch %s", victim->digest);
-	pthread_rwlock_unlock(&victim->evict);
-	log_info("cache: dropped %" PRIu64 " KiB of open %s", freed >> 10, victim->digest);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	busy = pthread_rwlock_timedwrlock(&victim->evict, &ts);
+	if (!busy) {
+		pthread_mutex_lock(&s->lock);
+		freed = victim->bytes;
+		victim->bytes = 0;
+		s->usage -= freed;
+		pthread_mutex_unlock(&s->lock);
+		if (cache_blob_punch(victim))
+			log_warn("cache: could not punch %s", victim->digest);
+		pthread_rwlock_unlock(&victim->evict);
+		log_info("cache: dropped %" PRIu64 " KiB of open %s", freed >> 10, victim->digest);
+	}
 	pthread_mutex_lock(&s->lock);
-	return true;
+	victim->evicting = false;
+	pthread_cond_broadcast(&s->evict_done);
+	return !busy;
 }
 
 void cache_store_evict(struct cache_store *s)

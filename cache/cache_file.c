@@ -260,7 +260,15 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cv, NULL);
-	pthread_rwlock_init(&b->evict, NULL);
+	{
+		pthread_rwlockattr_t ra;
+
+		/* Eviction must not starve behind a stream of readers. */
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&b->evict, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	pthread_mutex_init(&b->flush, NULL);
 	b->dirty_lo = UINT64_MAX;
 	b->dirty_hi = 0;
@@ -303,9 +311,9 @@ void cache_blob_close(struct cache_blob *b)
 	/* Keep the ref while tearing down so eviction leaves us alone;
 	 * a punch already under way finishes first. */
 	b->closing = true;
+	while (b->evicting)
+		pthread_cond_wait(&s->evict_done, &s->lock);
 	pthread_mutex_unlock(&s->lock);
-	pthread_rwlock_wrlock(&b->evict);
-	pthread_rwlock_unlock(&b->evict);
 	if (b->fd >= 0 && b->map_fd >= 0 && cache_blob_flush(b))
 		log_warn("cache: %s: could not persist the last fills", b->digest);
 	if (b->fd >= 0)

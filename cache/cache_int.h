@@ -36,6 +36,7 @@ struct cache_blob {
 	uint64_t bytes;         /* cached bytes counted against the limit */
 	int refs;               /* opens; under the store lock */
 	bool closing;           /* last close tearing down; under the store lock */
+	bool evicting;          /* eviction is punching it; under the store lock */
 
 	/* Valid while refs > 0. */
 	int fd, map_fd;
@@ -63,6 +64,7 @@ struct cache_store {
 	unsigned scan_ms;
 	pthread_mutex_t lock;   /* blobs list, usage, refs */
 	pthread_cond_t cv;      /* wakes the eviction thread */
+	pthread_cond_t evict_done; /* an open blob's punch finished */
 	pthread_t thread;
 	bool thread_started;
 	bool stop;

@@ -117,6 +117,7 @@ int cache_store_open(const struct cache_store_opts *o, struct cache_store **out)
 	s->scan_ms = o->scan_ms ? o->scan_ms : 10000;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->evict_done, NULL);
 	scan(s);
 	log_info("cache: %s holds %" PRIu64 " MiB (limit %" PRIu64 " MiB)", s->dir,
 		 s->usage >> 20, s->limit >> 20);
@@ -134,6 +135,8 @@ void cache_store_close(struct cache_store *s)
 	if (!s)
 		return;
 	cache_evict_stop(s);
+	/* Leave the directory within its limit for the next start. */
+	cache_store_evict(s);
 	while (s->blobs) {
 		struct cache_blob *b = s->blobs;
 
@@ -141,6 +144,7 @@ void cache_store_close(struct cache_store *s)
 		cache_blob_free(b);
 	}
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->evict_done);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);
@@ -154,4 +158,24 @@ uint64_t cache_store_usage(struct cache_store *s)
 	u = s->usage;
 	pthread_mutex_unlock(&s->lock);
 	return u;
+}
+
+int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size)
+{
+	char data[PATH_MAX], map[PATH_MAX];
+	struct cache_map_hdr h;
+	int fd, err = cache_blob_paths(s, digest, data, map, sizeof(data));
+
+	if (err)
+		return err;
+	fd = open(map, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || memcmp(h.magic, CACHE_MAP_MAGIC, 8) ||
+	    h.unit != s->unit)
+		err = -ENOENT;
+	else
+		*size = h.size;
+	close(fd);
+	return err;
 }

@@ -9,6 +9,7 @@
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
 #include "iscsi/iscsi.h"
+#include "registry/registry.h"
 #include "scsi/scsi.h"
 
 #include <errno.h>
@@ -63,7 +64,9 @@ static void session_line(void *arg, const struct iscsi_session_info *si)
 {
 	struct session_walk *w = arg;
 
-	if (w->iqn ? !si->target || strcmp(si->target, w->iqn) : !!si->target)
+	bool discovery = !si->target || !strcmp(si->target, "(discovery)");
+
+	if (w->iqn ? discovery || strcmp(si->target, w->iqn) : !discovery)
 		return;
 	w->count++;
 	fprintf(w->out, "    session %s isid 0x%012llx tsih %u peer %s commands %llu inflight %u\n",
@@ -87,9 +90,14 @@ static void device_status(struct daemon *d, struct ddev *v, FILE *out)
 		(unsigned long long)bdev_size(img->bdev),
 		bdev_writable(img->bdev) ? "writable" : "read-only", bdev_nlayers(img->bdev),
 		bdev_nlayers(img->bdev) == 1 ? "" : "s", bdev_index_bytes(img->bdev));
-	for (int i = 0; i < img->nlayers; i++)
-		fprintf(out, "  layer %d %s %s\n", i, img->layers[i].remote ? "remote" : "local",
-			img->layers[i].desc ? img->layers[i].desc : "?");
+	for (int i = 0; i < img->nlayers; i++) {
+		char desc[256] = "";
+
+		if (img->layers[i].raw)
+			reg_blob_describe(img->layers[i].raw, desc, sizeof(desc));
+		fprintf(out, "  layer %d %s %s%s%s\n", i, img->layers[i].remote ? "remote" : "local",
+			img->layers[i].desc ? img->layers[i].desc : "?", *desc ? " " : "", desc);
+	}
 	if (img->upper_desc)
 		fprintf(out, "  upper %s\n", img->upper_desc);
 	scsi_dev_stats(v->sdev, &st);
@@ -119,8 +127,11 @@ void control_status(struct daemon *d, FILE *out)
 	for (struct ddev *v = d->devs; v; v = v->link)
 		device_status(d, v, out);
 	/* Discovery sessions belong to no target. */
-	if (d->srv)
+	if (d->srv) {
+		fprintf(out, "discovery\n");
 		iscsi_server_foreach_session(d->srv, session_line, &w);
+		fprintf(out, "  sessions %d\n", w.count);
+	}
 }
 
 static void client_free(struct client *cl)

@@ -76,6 +76,8 @@ struct image_env {
  */
 int image_open(const struct spec *s, const struct image_env *env, struct image **out,
 	       char *err, size_t errlen);
+/* Queue the background downloads of SPEC's remote lowers (loop thread). */
+void image_start_downloads(struct image *img, const struct spec *s, struct reg_ctx *reg);
 /* Flush a writable upper and close everything. */
 int image_close(struct image *img);
 
@@ -156,6 +158,8 @@ void daemon_progress(struct daemon *d);
 /* target.c */
 int target_start(struct ddev *dev, char *err, size_t errlen);
 void target_stop(struct ddev *dev, void (*done)(struct ddev *dev));
+/* Swap CHAP and ACL of a serving target for those of S. */
+int target_set_auth(struct ddev *dev, const struct spec *s);
 uint64_t target_naa(const char *iqn);
 void target_serial(const char *iqn, char *buf, size_t len);
 

@@ -136,14 +136,17 @@ static void open_done(void *arg, struct image *img, int rc, const char *err)
 		 bdev_writable(img->bdev) ? "writable" : "read-only",
 		 (unsigned long long)bdev_size(img->bdev));
 	report(v, v->spec->result_file, NULL);
+	image_start_downloads(img, v->spec, d->reg);
 	daemon_progress(d);
 }
 
 static void stopped(struct ddev *v)
 {
+	struct daemon *d = v->d;
+
 	v->state = DDEV_FAILED;
-	run_next(v);
-	daemon_progress(v->d);
+	run_next(v); /* may free V */
+	daemon_progress(d);
 }
 
 /* The device is idle (FAILED): do what came in meanwhile. */
@@ -174,7 +177,8 @@ static void ddev_remove(struct ddev *v)
 	case DDEV_SERVING:
 		v->next = DDEV_NEXT_REMOVE;
 		v->state = DDEV_CLOSING;
-		log_info("%s: spec removed, removing target %s", v->name, v->iqn);
+		log_info("%s: %s, removing target %s", v->name,
+			 v->d->stopping ? "shutting down" : "spec removed", v->iqn);
 		target_stop(v, stopped);
 		break;
 	case DDEV_FAILED:
@@ -211,6 +215,63 @@ static bool iqn_taken(struct daemon *d, const struct ddev *self, const char *iqn
 	return false;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Do A and B describe the same stack (so only CHAP or the ACL differ)? */
+static bool same_image(const struct spec *a, const struct spec *b)
+{
+	if (a->nlowers != b->nlowers || !str_eq(a->repo_blob_url, b->repo_blob_url) ||
+	    !str_eq(a->upper_data, b->upper_data) || !str_eq(a->upper_index, b->upper_index) ||
+	    !str_eq(a->result_file, b->result_file) ||
+	    a->download.enable != b->download.enable || a->download.delay != b->download.delay ||
+	    a->download.delay_extra != b->download.delay_extra ||
+	    a->download.max_mbps != b->download.max_mbps ||
+	    a->download.try_cnt != b->download.try_cnt ||
+	    a->download.block_size != b->download.block_size)
+		return false;
+	for (int i = 0; i < a->nlowers; i++) {
+		const struct spec_lower *x = &a->lowers[i], *y = &b->lowers[i];
+
+		if (!str_eq(x->file, y->file) || !str_eq(x->digest, y->digest) ||
+		    !str_eq(x->dir, y->dir) || x->size != y->size)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A serving device whose new spec changes only `chap` or `acl` keeps its
+ * sessions: the target's credentials are swapped in place.  True when done.
+ */
+static bool auth_only_change(struct daemon *d, struct ddev *v, const char *text, size_t len)
+{
+	char err[REASON_LEN];
+	struct spec *s = NULL;
+	int rc;
+
+	if (spec_parse(text, len, d->cfg, v->name, &s, err, sizeof(err)) < 0)
+		return false;
+	if (!same_image(v->spec, s)) {
+		spec_free(s);
+		return false;
+	}
+	rc = target_set_auth(v, s);
+	if (rc < 0) {
+		log_warn("%s: cannot update CHAP/ACL in place (%s), re-opening", v->name,
+			 strerror(-rc));
+		spec_free(s);
+		return false;
+	}
+	log_info("%s: CHAP/ACL updated in place", v->name);
+	spec_free(v->spec);
+	v->spec = s;
+	report(v, s->result_file, NULL);
+	return true;
+}
+
 void ddev_spec_event(struct daemon *d, const char *fname)
 {
 	size_t fl = strlen(fname), sl = strlen(SPEC_SUFFIX);
@@ -235,17 +296,28 @@ void ddev_spec_event(struct daemon *d, const char *fname)
 		return;
 	}
 	if (v && (v->state == DDEV_OPENING || v->state == DDEV_CLOSING)) {
-		v->next = DDEV_NEXT_RELOAD;
+		/* An unchanged spec (a re-scan) lets the running open finish. */
+		if (!(v->state == DDEV_OPENING && rc == 0 && len == v->len &&
+		      !memcmp(text, v->text, len)))
+			v->next = DDEV_NEXT_RELOAD;
 		free(text);
 		return;
 	}
 	if (v && v->state == DDEV_SERVING && rc == 0 && len == v->len &&
 	    !memcmp(text, v->text, len)) {
+		/* Same bytes: keep serving, but answer again (the writer may
+		 * have removed resultFile to wait for a fresh one). */
 		free(text);
+		if (v->spec->result_file && spec_write_result(v->spec->result_file, NULL) < 0)
+			log_error("%s: cannot write resultFile %s", v->name, v->spec->result_file);
 		return;
 	}
 	if (!v && !(v = ddev_new(d, name, fname))) {
 		free(text);
+		return;
+	}
+	if (v->state == DDEV_SERVING && rc == 0 && auth_only_change(d, v, text, len)) {
+		set_text(v, text, len);
 		return;
 	}
 	if (v->state == DDEV_SERVING) {

@@ -10,6 +10,7 @@
  */
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
+#include "registry/registry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,9 +64,11 @@ static char *local_candidate(const struct spec_lower *l)
 }
 
 static int open_remote(const struct spec *s, const struct spec_lower *l, int idx,
-		       const struct image_env *env, struct lower_slot *slot)
+		       const struct image_env *env, struct lower_slot *slot,
+		       struct bdev_file **raw)
 {
 	const char *url = s->repo_blob_url;
+	int rc;
 
 	if (!url || !*url) {
 		/* config.md 1.4: the reference's words for a lower with no
@@ -87,11 +90,18 @@ static int open_remote(const struct spec *s, const struct spec_lower *l, int idx
 		return -ENOMEM;
 	}
 	slot->info.remote = true;
-	/* Quirk kept from the reference (config.md 1.4): a leading '/'. */
-	snprintf(slot->err, ERR_LEN,
-		 "failed to open remote file /%s: registry support is not available",
-		 slot->info.desc);
-	return -ENOTSUP;
+	if (!env->reg) {
+		/* Quirk kept from the reference (config.md 1.4): a leading '/'. */
+		snprintf(slot->err, ERR_LEN,
+			 "failed to open remote file /%s: registry support is not available",
+			 slot->info.desc);
+		return -ENOTSUP;
+	}
+	rc = reg_blob_open(env->reg, url, l->digest, l->size, raw, slot->err, ERR_LEN);
+	if (rc < 0)
+		return rc;
+	slot->info.raw = *raw;
+	return 0;
 }
 
 static int open_lower(const struct open_ctx *c, int idx)
@@ -111,7 +121,7 @@ static int open_lower(const struct open_ctx *c, int idx)
 			return rc;
 		}
 	} else {
-		rc = open_remote(c->s, l, idx, c->env, slot);
+		rc = open_remote(c->s, l, idx, c->env, slot, &raw);
 		if (rc < 0)
 			return rc;
 	}
@@ -250,6 +260,31 @@ int image_open(const struct spec *s, const struct image_env *env, struct image *
 	}
 	*out = img;
 	return 0;
+}
+
+void image_start_downloads(struct image *img, const struct spec *s, struct reg_ctx *reg)
+{
+	struct reg_download_opts o = {
+		.enable = s->download.enable,
+		.delay_sec = s->download.delay,
+		.delay_extra_sec = s->download.delay_extra,
+		.max_mbps = s->download.max_mbps,
+		.try_cnt = s->download.try_cnt,
+		.block_size = s->download.block_size,
+	};
+	int rc;
+
+	/* config.md 6: only remote lowers that have a dir. */
+	if (!reg || !o.enable)
+		return;
+	for (int i = 0; i < img->nlayers && i < s->nlowers; i++) {
+		if (!img->layers[i].remote || !img->layers[i].raw || !s->lowers[i].dir)
+			continue;
+		rc = reg_download_start(reg, img->layers[i].raw, s->lowers[i].dir, &o);
+		if (rc < 0)
+			log_warn("%s: lower %d: background download not started: %s", s->name, i,
+				 strerror(-rc));
+	}
 }
 
 int image_close(struct image *img)

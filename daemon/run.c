@@ -10,6 +10,7 @@
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
 #include "iscsi/iscsi.h"
+#include "registry/registry.h"
 #include "scsi/scsi.h"
 
 #include <arpa/inet.h>
@@ -62,9 +63,7 @@ static int start_listening(struct daemon *d)
 			log_error("portal %s: cannot listen: %s", p, strerror(-rc));
 			return rc;
 		}
-		if (portal_is_loopback(p))
-			log_info("listening on %s", p);
-		else
+		if (!portal_is_loopback(p))
 			log_warn("listening on %s, which is not a loopback address: initiators on the "
 				 "network can reach this portal (configured in portals)", p);
 	}
@@ -263,6 +262,29 @@ static int server_setup(struct daemon *d)
 	return 0;
 }
 
+static int registry_setup(struct daemon *d)
+{
+	const struct cfg *c = d->cfg;
+	struct reg_config rc_cfg = {
+		.cache_dir = c->registry_cache_dir,
+		.cache_size = c->registry_cache_size_gb << 30,
+		.cred_file = c->credential_file_path,
+	};
+	int rc;
+
+	if (c->registry_cache_dir) {
+		rc = mkdir_p(c->registry_cache_dir, 0750);
+		if (rc < 0) {
+			log_error("registryCacheDir %s: %s", c->registry_cache_dir, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = reg_ctx_create(d->loop, &rc_cfg, &d->reg);
+	if (rc < 0)
+		log_error("cannot start the registry client: %s", strerror(-rc));
+	return rc;
+}
+
 static int daemon_setup(struct daemon *d)
 {
 	const struct cfg *c = d->cfg;
@@ -282,6 +304,9 @@ static int daemon_setup(struct daemon *d)
 	d->pool_io.data = d->pool;
 	ev_io_start(d->loop, &d->pool_io);
 	rc = server_setup(d);
+	if (rc < 0)
+		return rc;
+	rc = registry_setup(d);
 	if (rc < 0)
 		return rc;
 	rc = image_runner_create(d->loop, &d->runner);
@@ -332,6 +357,8 @@ static void daemon_teardown(struct daemon *d)
 		spec_free(v->spec);
 		free(v);
 	}
+	if (d->reg)
+		reg_ctx_destroy(d->reg);
 	if (d->pool) {
 		ev_io_stop(d->loop, &d->pool_io);
 		bdev_pool_destroy(d->pool);

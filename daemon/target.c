@@ -98,6 +98,15 @@ int target_start(struct ddev *dev, char *err, size_t errlen)
 	return 0;
 }
 
+int target_set_auth(struct ddev *dev, const struct spec *s)
+{
+	struct iscsi_chap chap;
+
+	chap_view(&s->chap, &chap);
+	return iscsi_target_set_auth(dev->tgt, s->chap.username ? &chap : NULL,
+				     (const char *const *)s->acl, s->nacl);
+}
+
 struct stop_ctx {
 	struct ddev *dev;
 	void (*done)(struct ddev *dev);

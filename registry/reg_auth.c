@@ -401,6 +401,7 @@ static int fetch_token(struct reg_ctx *c, const struct reg_challenge *ch, const 
 	if (*user && (err = basic_header(user, pass, basic, sizeof(basic))))
 		return err;
 	reg_retry_init(&rt, c->timeout_sec);
+	rt.stop = &c->stopping;
 	for (;;) {
 		memset(&r, 0, sizeof(r));
 		r.url = url;

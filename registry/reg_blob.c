@@ -30,6 +30,7 @@ struct reg_blob {
 	struct cache_blob *cb;
 	struct cache_dl_job *dl;
 	int local_fd; /* >= 0 once switched to the downloaded copy */
+	int refs;     /* the opener's, plus one while a download job holds it */
 	uint64_t remote_bytes, remote_reqs;
 };
 
@@ -43,6 +44,17 @@ bool reg_blob_is(struct bdev_file *f)
 bool reg_is_remote(struct bdev_file *f)
 {
 	return reg_blob_is(f);
+}
+
+/*
+ * After a 401: refresh credentials?  A request sent anonymously earns its
+ * first challenge; a rejected token or password is fetched again once
+ * (issue 4), and a second rejection is final.
+ */
+static bool auth_more(unsigned *tries, const struct reg_auth_state *st)
+{
+	*tries += st->header[0] ? 2 : 1;
+	return *tries <= 3;
 }
 
 /* One ranged GET to URL: done, or the verdict says what to do next. */
@@ -85,10 +97,11 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 	struct reg_retry rt;
 	struct reg_http_req r;
 	struct reg_auth_state st;
-	bool refreshed = false;
+	unsigned auth_tries = 0;
 	int err = 0;
 
 	reg_retry_init(&rt, b->c->timeout_sec);
+	rt.stop = &b->c->stopping;
 	for (;;) {
 		char *signed_url = reg_redirect_get(&b->rd);
 		enum reg_verdict v;
@@ -123,8 +136,7 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 			reg_redirect_drop(&b->rd, r.url);
 			break;
 		case REG_AUTH:
-			if (!refreshed) {
-				refreshed = true;
+			if (auth_more(&auth_tries, &st)) {
 				err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
 				reg_http_free(&r);
 				if (!err)
@@ -219,12 +231,8 @@ static const char *blob_name(struct bdev_file *f)
 	return ((struct reg_blob *)f)->name;
 }
 
-static void blob_close(struct bdev_file *f)
+static void blob_free(struct reg_blob *b)
 {
-	struct reg_blob *b = (struct reg_blob *)f;
-
-	/* The job reads through this blob: stop it before anything goes. */
-	cache_dl_remove(b->dl);
 	if (b->cb)
 		cache_blob_close(b->cb);
 	if (b->local_fd >= 0)
@@ -235,6 +243,25 @@ static void blob_close(struct bdev_file *f)
 	free(b->digest);
 	free(b->name);
 	free(b);
+}
+
+static void blob_unref(struct reg_blob *b)
+{
+	if (!__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL))
+		blob_free(b);
+}
+
+/*
+ * Never waits for the download: its thread may be blocked on a transfer
+ * that needs the loop this is called from.  The job holds its own
+ * reference and drops it when its current read returns.
+ */
+static void blob_close(struct bdev_file *f)
+{
+	struct reg_blob *b = (struct reg_blob *)f;
+
+	cache_dl_remove(b->dl);
+	blob_unref(b);
 }
 
 static const struct bdev_file_ops reg_blob_ops = {
@@ -251,10 +278,11 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 	struct reg_retry rt;
 	struct reg_http_req r;
 	struct reg_auth_state st;
-	bool refreshed = false;
+	unsigned auth_tries = 0;
 	int err;
 
 	reg_retry_init(&rt, b->c->timeout_sec);
+	rt.stop = &b->c->stopping;
 	for (;;) {
 		enum reg_verdict v;
 		const char *url = b->url;
@@ -302,8 +330,7 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 				return 0;
 			}
 		}
-		if (v == REG_AUTH && !refreshed) {
-			refreshed = true;
+		if (v == REG_AUTH && auth_more(&auth_tries, &st)) {
 			err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
 			reg_http_free(&r);
 			if (!err)
@@ -355,6 +382,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		return -ENOMEM;
 	b->c = c;
 	b->local_fd = -1;
+	b->refs = 1;
 	b->f.ops = &reg_blob_ops;
 	reg_redirect_init(&b->rd);
 	while (rl && repo_blob_url[rl - 1] == '/')
@@ -369,7 +397,15 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = probe_size(b, &probed);
+	if (size && c->cache && !cache_known_size(c->cache, digest, &probed) && probed == size) {
+		/* An earlier open checked this size against the registry: open
+		 * now and meet the registry (auth, redirects) on the first miss,
+		 * so cached layers come up even while the registry is away. */
+		log_debug("registry: %s known to the cache, not probing", b->url);
+		err = 0;
+	} else {
+		err = probe_size(b, &probed);
+	}
 	if (!err && size && probed != size) {
 		log_error("registry: %s is %" PRIu64 " bytes, the spec says %" PRIu64, b->url,
 			  probed, size);
@@ -406,11 +442,14 @@ fail:
  * registry without passing through (and evicting from) the cache. */
 static ssize_t dl_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
+	return reg_blob_remote_read(ctx, buf, len, off);
+}
+
+static ssize_t dl_read_cached(void *ctx, void *buf, size_t len, uint64_t off)
+{
 	struct reg_blob *b = ctx;
 
-	if (b->cb && cache_blob_read_cached(b->cb, buf, len, off) == (ssize_t)len)
-		return len;
-	return reg_blob_remote_read(b, buf, len, off);
+	return b->cb ? cache_blob_read_cached(b->cb, buf, len, off) : 0;
 }
 
 /* config.md 6: reads move to the verified copy in one atomic store; reads
@@ -431,6 +470,11 @@ static int dl_done(void *ctx, const char *path)
 					 __ATOMIC_RELAXED))
 		close(fd);
 	return 0;
+}
+
+static void dl_release(void *ctx)
+{
+	blob_unref(ctx);
 }
 
 int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
@@ -454,6 +498,8 @@ int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
 	src.digest = b->digest;
 	src.size = f->size;
 	src.read = dl_read;
+	src.read_cached = dl_read_cached;
+	src.release = dl_release;
 	src.done = dl_done;
 	src.ctx = b;
 	dlo.delay_sec = o->delay_sec;
@@ -461,7 +507,11 @@ int reg_download_start(struct reg_ctx *c, struct bdev_file *f, const char *dir,
 	dlo.max_mbps = o->max_mbps;
 	dlo.try_cnt = o->try_cnt;
 	dlo.block_size = o->block_size;
-	return cache_dl_add(c->dl, &src, dir, &dlo, &b->dl);
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	err = cache_dl_add(c->dl, &src, dir, &dlo, &b->dl);
+	if (err)
+		blob_unref(b);
+	return err;
 }
 
 int reg_download_wait(struct bdev_file *f, unsigned timeout_ms)

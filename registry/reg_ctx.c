@@ -104,6 +104,9 @@ void reg_ctx_destroy(struct reg_ctx *c)
 {
 	if (!c)
 		return;
+	/* Fail what is in flight first: the download thread may be waiting
+	 * on a transfer that needs the loop we are running on. */
+	reg_fetch_abort(c);
 	cache_dl_destroy(c->dl);
 	reg_fetch_fini(c);
 	cache_store_close(c->cache);

@@ -52,6 +52,7 @@ struct reg_http_req {
 	CURL *easy;
 	sem_t done;
 	struct reg_http_req *next;
+	struct reg_http_req *anext, **aprev; /* transfers on the loop */
 };
 
 struct reg_auth_entry;
@@ -64,6 +65,8 @@ struct reg_ctx {
 	bool thread_started;
 	CURLM *multi;
 	struct reg_sock *socks;
+	struct reg_http_req *active;
+	int stopping;          /* reg_ctx_destroy under way: fail fast */
 	ev_timer timer;
 	ev_async wake;
 	ev_async stop;
@@ -86,6 +89,8 @@ struct reg_ctx {
 
 /* reg_fetch.c */
 int reg_fetch_init(struct reg_ctx *c);
+/* Stop the private loop, then fail every queued and running transfer. */
+void reg_fetch_abort(struct reg_ctx *c);
 void reg_fetch_fini(struct reg_ctx *c);
 int reg_http_do(struct reg_ctx *c, struct reg_http_req *r);
 void reg_http_free(struct reg_http_req *r);
@@ -143,6 +148,7 @@ struct reg_retry {
 	uint64_t deadline_ms;
 	unsigned attempt;
 	int last_err;
+	const int *stop; /* optional: give up at once when it becomes non-zero */
 };
 void reg_retry_init(struct reg_retry *rt, unsigned timeout_sec);
 /* Sleep before the next attempt; false when the deadline has passed. */

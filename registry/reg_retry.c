@@ -24,6 +24,8 @@ static int curl_errno(CURLcode cc)
 		return -ECONNREFUSED;
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
@@ -39,8 +41,9 @@ enum reg_verdict reg_classify(const struct reg_http_req *r, int *err)
 	*err = 0;
 	if (r->cc != CURLE_OK) {
 		*err = curl_errno(r->cc);
-		/* A bad certificate will not fix itself within the deadline. */
-		return *err == -EPROTO ? REG_FATAL : REG_RETRY;
+		/* A bad certificate will not fix itself within the deadline,
+		 * and a context shutting down wants no retries. */
+		return *err == -EPROTO || *err == -ECANCELED ? REG_FATAL : REG_RETRY;
 	}
 	switch (r->status) {
 	case 200:
@@ -84,6 +87,7 @@ void reg_retry_init(struct reg_retry *rt, unsigned timeout_sec)
 	rt->deadline_ms = reg_now_ms() + (uint64_t)timeout_sec * 1000;
 	rt->attempt = 0;
 	rt->last_err = 0;
+	rt->stop = NULL;
 }
 
 bool reg_retry_backoff(struct reg_retry *rt, long retry_after_sec)
@@ -108,11 +112,19 @@ bool reg_retry_backoff(struct reg_retry *rt, long retry_after_sec)
 		wait = rt->deadline_ms - now;
 	}
 	rt->attempt++;
-	ts.tv_sec = wait / 1000;
-	ts.tv_nsec = (wait % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-	return true;
+	/* Sleep in slices so a shutdown is noticed within 50 ms. */
+	while (wait) {
+		uint64_t slice = wait < 50 ? wait : 50;
+
+		if (rt->stop && __atomic_load_n(rt->stop, __ATOMIC_ACQUIRE))
+			return false;
+		ts.tv_sec = 0;
+		ts.tv_nsec = slice * 1000000;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		wait -= slice;
+	}
+	return !(rt->stop && __atomic_load_n(rt->stop, __ATOMIC_ACQUIRE));
 }
 
 const char *reg_reason(int err)

@@ -18,7 +18,11 @@ REG_USER=testuser
 REG_PASS=testpass
 
 reg_free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	if declare -F free_port >/dev/null; then
+		free_port # test/lib.sh: below the ephemeral range
+	else
+		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	fi
 }
 
 reg_log() { echo "registry.sh: $*" >&2; }
@@ -37,15 +41,21 @@ reg_tls_init() {
 		-CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
 }
 
+# Start a background process; its pid goes to REG_LAST_PID, $REG_DIR/pids
+# and, under test/lib.sh, to the EXIT trap's list.
 reg_bg() {
 	"$@" >>"$REG_DIR/procs.log" 2>&1 &
-	echo $! >>"$REG_DIR/pids"
-	echo $!
+	REG_LAST_PID=$!
+	echo "$REG_LAST_PID" >>"$REG_DIR/pids"
+	if declare -F track_pid >/dev/null; then
+		track_pid "$REG_LAST_PID"
+	fi
 }
 
 reg_wait_http() { # URL: wait until something answers
 	local i
 	for i in $(seq 1 100); do
+		local code
 		code=$(curl -s -o /dev/null -w '%{http_code}' ${REG_CA:+--cacert "$REG_CA"} "$1")
 		[ "$code" != 000 ] && return 0
 		sleep 0.1
@@ -99,20 +109,22 @@ EOC
 
 # The registry process alone (also used to restart it on the same port).
 reg_start_registry() {
-	REG_PID=$(reg_bg env -u AWS_CA_BUNDLE docker-registry serve "$REG_DIR/config.yml")
+	reg_bg env -u AWS_CA_BUNDLE docker-registry serve "$REG_DIR/config.yml"
+	REG_PID=$REG_LAST_PID
 	echo "$REG_PID" >"$REG_DIR/registry.pid"
 	reg_wait_http "$REG_URL/v2/"
 }
 
-reg_stop_registry() {
+reg_stop_registry() { # [KILL]: SIGKILL at once
 	local pid
 	pid=$(cat "$REG_DIR/registry.pid" 2>/dev/null) || return 0
-	kill "$pid" 2>/dev/null
+	kill ${1:+-KILL} "$pid" 2>/dev/null
 	for _ in $(seq 1 50); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
 	rm -f "$REG_DIR/registry.pid"
 }
 
@@ -144,13 +156,12 @@ reg_start() { # MODE [tls]
 		reg_bg python3 "$REG_TOOLS/token_server.py" --port "$REG_TOKEN_PORT" \
 			--key "$REG_DIR/token/signer.key" --users "$REG_DIR/token/users" \
 			--state "$REG_DIR/state" --expires "${REG_TOKEN_EXPIRES:-300}" \
-			${REG_TLS:+--tls-cert "$REG_DIR/tls/server.pem" --tls-key "$REG_DIR/tls/server.key"} \
-			>/dev/null
+			${REG_TLS:+--tls-cert "$REG_DIR/tls/server.pem" --tls-key "$REG_DIR/tls/server.key"}
 		reg_wait_http "$REG_SCHEME://127.0.0.1:$REG_TOKEN_PORT/token" || return 1 ;;
 	redirect)
 		REG_FILES_PORT=$(reg_free_port)
 		reg_bg python3 "$REG_TOOLS/files_server.py" --port "$REG_FILES_PORT" \
-			--root "$REG_DIR/data" --state "$REG_DIR/state" >/dev/null
+			--root "$REG_DIR/data" --state "$REG_DIR/state"
 		reg_wait_http "http://127.0.0.1:$REG_FILES_PORT/" || return 1 ;;
 	*) reg_log "unknown mode $REG_MODE"; return 1 ;;
 	esac
@@ -191,6 +202,19 @@ reg_push() { # REPO FILE
 		return 1
 	fi
 	echo "$digest"
+}
+
+# test/registry/fault_proxy.py in front of the registry: REG_FAULT_URL,
+# control file REG_FAULT_CTL ("ok", "500 N", "429 N", "slow MS", "reset N", "short N").
+reg_fault_start() {
+	REG_FAULT_PORT=$(reg_free_port)
+	REG_FAULT_CTL=$REG_DIR/fault.ctl
+	mkdir -p "$REG_DIR/fault"
+	echo ok >"$REG_FAULT_CTL"
+	reg_bg python3 "$REG_TOOLS/fault_proxy.py" --port "$REG_FAULT_PORT" \
+		--upstream "127.0.0.1:$REG_PORT" --control "$REG_FAULT_CTL" --state "$REG_DIR/fault"
+	REG_FAULT_URL=http://127.0.0.1:$REG_FAULT_PORT
+	reg_wait_http "$REG_FAULT_URL/v2/"
 }
 
 reg_stop() {

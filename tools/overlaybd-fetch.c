@@ -43,6 +43,7 @@ static void usage(void)
 		"  --timeout S       retry deadline per read (default 30)\n"
 		"  --download DIR    background-download the blob into DIR and wait\n"
 		"  --max-mbps N      download throttle (default unthrottled)\n"
+		"  --try-cnt N       download attempts (default 5)\n"
 		"  -v                debug log\n");
 }
 
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "download", required_argument, NULL, 'D' },
 		{ "max-mbps", required_argument, NULL, 'm' },
+		{ "try-cnt", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -169,6 +171,7 @@ int main(int argc, char **argv)
 		case 'T': cfg.timeout_sec = atoi(optarg); break;
 		case 'D': dl_dir = optarg; break;
 		case 'm': dl.max_mbps = atoi(optarg); break;
+		case 'n': dl.try_cnt = atoi(optarg); break;
 		case 'o': out = optarg; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
 		default: usage(); return opt == 'h' ? 0 : 2;

@@ -1,0 +1,114 @@
+#!/bin/bash
+# bench/registry: the registry fetcher against plain curl on the same
+# docker-registry, same run, as ratios (issue 4 "Speed"):
+#   cold sequential read (1 MiB requests) vs curl Range GETs, 1 and 4 connections
+#   warm (cached) read vs the same reads from a local copy
+#   unthrottled background download vs one full GET
+#   peak RSS of the fetcher reading the whole blob
+# Through iSCSI, bench/run.sh adds the daemon's figures when it is wired.
+# MB = 10^6 bytes.  Usage: bench/registry.sh [SIZE_MiB] (default 256).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+FETCH=$BUILD/bin/overlaybd-fetch
+MIB=${1:-256}
+SIZE=$((MIB << 20))
+RUNS=${RUNS:-3}
+REG_DIR=$(mktemp -d /tmp/bench-registry.XXXXXX)
+. "$ROOT/test/registry.sh"
+trap 'reg_stop; rm -rf "$REG_DIR"' EXIT
+
+[ -x "$FETCH" ] || { echo "no $FETCH (make all)" >&2; exit 1; }
+reg_start anon >/dev/null || { echo "docker-registry did not start" >&2; exit 1; }
+head -c "$SIZE" /dev/urandom >"$REG_DIR/blob"
+DIGEST=$(reg_push bench/blob "$REG_DIR/blob") || exit 1
+BLOBS=$REG_URL/v2/bench/blob/blobs
+URL=$BLOBS/$DIGEST
+
+now() { date +%s%N; }
+mbps() { echo "$1 $2" | awk '{ printf "%.0f", $1 / ($2 / 1e9) / 1e6 }'; }
+ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# curl_ranges CONNS: SIZE in 1 MiB ranges, CONNS curl processes each
+# keeping one connection alive over its share (-K with "next").
+curl_ranges() {
+	local conns=$1 per=$((MIB / $1)) c i t0 pids=()
+	for c in $(seq 0 $((conns - 1))); do
+		: >"$REG_DIR/curl.$c"
+		for i in $(seq $((c * per)) $(((c + 1) * per - 1))); do
+			printf 'next\nurl = "%s"\nrange = %d-%d\noutput = /dev/null\n' "$URL" \
+				$((i << 20)) $((((i + 1) << 20) - 1)) >>"$REG_DIR/curl.$c"
+		done
+	done
+	t0=$(now)
+	for c in $(seq 0 $((conns - 1))); do
+		curl -s -K "$REG_DIR/curl.$c" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	echo $(($(now) - t0))
+}
+
+fetch_time() { # fetch args...: ns for one overlaybd-fetch run
+	local t0
+	t0=$(now)
+	"$FETCH" -o /dev/null "$@" "$BLOBS" "$DIGEST" 2>/dev/null || { echo "fetch failed" >&2; exit 1; }
+	echo $(($(now) - t0))
+}
+
+row() { # NAME OURS_NS BASE_NS BASE_NAME
+	printf '%-44s %6s MB/s  vs %-22s %6s MB/s  ratio %s\n' "$1" "$(mbps "$SIZE" "$2")" \
+		"$4" "$(mbps "$SIZE" "$3")" "$(ratio "$3" "$2")"
+}
+
+echo "registry bench: $MIB MiB random blob, docker-registry on loopback, median of $RUNS runs"
+for conns in 1 4; do
+	ours=() base=()
+	for r in $(seq 1 "$RUNS"); do
+		base+=("$(curl_ranges "$conns")")
+		ours+=("$(fetch_time --bs 1048576 --threads "$conns")")
+	done
+	row "cold, 1 MiB reads, $conns conn, no cache" \
+		"$(printf '%s\n' "${ours[@]}" | median)" "$(printf '%s\n' "${base[@]}" | median)" \
+		"curl ranges, $conns conn"
+	ours=()
+	for r in $(seq 1 "$RUNS"); do
+		rm -rf "$REG_DIR/cache"
+		ours+=("$(fetch_time --bs 131072 --threads "$conns" --cache-dir "$REG_DIR/cache")")
+	done
+	row "cold, 128 KiB reads, $conns thr, cache+RA" \
+		"$(printf '%s\n' "${ours[@]}" | median)" "$(printf '%s\n' "${base[@]}" | median)" \
+		"curl ranges, $conns conn"
+done
+
+warm=() local_=()
+for r in $(seq 1 "$RUNS"); do
+	warm+=("$(fetch_time --bs 131072 --threads 4 --cache-dir "$REG_DIR/cache" --size "$SIZE")")
+	t0=$(now)
+	dd if="$REG_DIR/blob" of=/dev/null bs=128k 2>/dev/null
+	local_+=($(($(now) - t0)))
+done
+row "warm, 128 KiB reads, 4 thr" "$(printf '%s\n' "${warm[@]}" | median)" \
+	"$(printf '%s\n' "${local_[@]}" | median)" "local copy, dd 128 KiB"
+
+full=() dl=()
+for r in $(seq 1 "$RUNS"); do
+	t0=$(now)
+	curl -s -o /dev/null "$URL"
+	full+=($(($(now) - t0)))
+	rm -rf "$REG_DIR/dl"
+	mkdir -p "$REG_DIR/dl"
+	dl+=("$(fetch_time --download "$REG_DIR/dl" --length 0)")
+done
+row "background download, unthrottled" "$(printf '%s\n' "${dl[@]}" | median)" \
+	"$(printf '%s\n' "${full[@]}" | median)" "curl full GET"
+
+/usr/bin/time -o "$REG_DIR/rss" -f %M "$FETCH" -o /dev/null --bs 1048576 --threads 4 "$BLOBS" \
+	"$DIGEST" 2>/dev/null
+echo "peak RSS reading $MIB MiB remote (4 threads, 1 MiB reads, no cache): $(cat "$REG_DIR/rss") KiB"
+rm -rf "$REG_DIR/cache"
+/usr/bin/time -o "$REG_DIR/rss" -f %M "$FETCH" -o /dev/null --bs 131072 --threads 4 \
+	--cache-dir "$REG_DIR/cache" "$BLOBS" "$DIGEST" 2>/dev/null
+echo "peak RSS reading $MIB MiB remote (4 threads, cache + read-ahead): $(cat "$REG_DIR/rss") KiB"

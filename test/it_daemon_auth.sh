@@ -1,0 +1,82 @@
+#!/bin/bash
+# it_daemon_auth: CHAP and ACLs as the daemon wires them from the config and
+# from specs: discoveryAuth from a secret file, per-spec chap (one-way and
+# mutual) and acl, a world-readable secret refused (at start-up and in a
+# spec), a chap-only spec change applied in place, and the warning for a
+# portal that is not loopback.
+. "$(dirname "$0")/lib.sh"
+need iscsi-ls iscsi-inq jq
+
+S=$DATA/stack-a
+OTHER=iqn.2026-11.io.overlaybd.test:intruder
+
+log "a world-readable discovery secret stops start-up with exit 78, naming the key"
+printf 'disc-secret-1234\n' >"$T/disc.secret"
+chmod 0644 "$T/disc.secret"
+obd_config "\"discoveryAuth\": {\"username\": \"disc\", \"passwordFile\": \"$T/disc.secret\"}"
+"$DAEMON" --config "$OBD_CONF" >"$T/start.log" 2>&1
+rc=$?
+expect_eq "exit status with a world-readable secret" 78 "$rc"
+grep -q "discoveryAuth.passwordFile: secret file $T/disc.secret is world-readable" "$T/start.log" ||
+	fail "expected the refusal naming discoveryAuth.passwordFile, got: $(cat "$T/start.log")"
+
+log "discovery CHAP from a 0600 secret file; a portal on 0.0.0.0 is logged"
+chmod 0600 "$T/disc.secret"
+OBD_PORT=$(free_port)
+obd_config "\"discoveryAuth\": {\"username\": \"disc\", \"passwordFile\": \"$T/disc.secret\"}"
+sed -i "s/127.0.0.1:$OBD_PORT/0.0.0.0:$OBD_PORT/" "$OBD_CONF"
+obd_start
+grep -q "listening on 0.0.0.0:$OBD_PORT, which is not a loopback address" "$OBD_LOG" ||
+	fail "expected a warning about the non-loopback portal, log: $(tail -5 "$OBD_LOG")"
+obd_add_spec open "$(obd_spec open "$(lowers_of $S/l1.lsmt)")" >/dev/null
+iscsi-ls -i "$INITIATOR" "$(obd_portal_url)" >/dev/null 2>&1 &&
+	fail "discovery without CHAP: expected refusal, got a target list"
+iscsi-ls -i "$INITIATOR" "$(obd_portal_url disc wrong-secret-99)" >/dev/null 2>&1 &&
+	fail "discovery with a wrong secret: expected refusal, got a target list"
+out=$(iscsi-ls -i "$INITIATOR" "$(obd_portal_url disc disc-secret-1234)" 2>&1) ||
+	fail "discovery with the right secret failed: $out"
+echo "$out" | grep -qF "$(obd_iqn open)" || fail "expected $(obd_iqn open) in discovery, got: $out"
+
+log "per-spec CHAP, one-way then mutual, and an ACL"
+printf 'target-secret-42' >"$T/t.secret"
+chmod 0640 "$T/t.secret"
+obd_add_spec chap "$(obd_spec chap "$(lowers_of $S/l1.lsmt)" "" \
+	"\"chap\": {\"username\": \"u1\", \"passwordFile\": \"$T/t.secret\"}")" >/dev/null
+iscsi-inq -i "$INITIATOR" "$(obd_url chap)" >/dev/null 2>&1 &&
+	fail "login to chap without CHAP: expected refusal, got in"
+iscsi-inq -i "$INITIATOR" "$(obd_url chap u1 target-secret-41)" >/dev/null 2>&1 &&
+	fail "login to chap with a wrong secret: expected refusal, got in"
+out=$(iscsi-inq -i "$INITIATOR" "$(obd_url chap u1 target-secret-42)" 2>&1) ||
+	fail "login to chap with the right secret failed: $out"
+
+log "a chap-only change is applied in place"
+obd_add_spec chap "$(obd_spec chap "$(lowers_of $S/l1.lsmt)" "" \
+	"\"chap\": {\"username\": \"u1\", \"password\": \"target-secret-43\", \"mutualUsername\": \"tgt\", \"mutualPassword\": \"mutual-secret-7\"}")" >/dev/null
+grep -q "chap: CHAP/ACL updated in place" "$OBD_LOG" || fail "expected the CHAP update in place, log: $(tail -5 "$OBD_LOG")"
+iscsi-inq -i "$INITIATOR" "$(obd_url chap u1 target-secret-42)" >/dev/null 2>&1 &&
+	fail "login with the old secret after the change: expected refusal, got in"
+out=$(iscsi-inq -i "$INITIATOR" "$(obd_url chap u1 target-secret-43 tgt mutual-secret-7)" 2>&1) ||
+	fail "mutual CHAP login with the new secrets failed: $out"
+iscsi-inq -i "$INITIATOR" "$(obd_url chap u1 target-secret-43 tgt mutual-secret-8)" >/dev/null 2>&1 &&
+	fail "mutual CHAP with the wrong target secret: expected the initiator to refuse, got in"
+
+log "a world-readable secret in a spec fails that spec only"
+printf 'readable-secret-1' >"$T/r.secret"
+chmod 0644 "$T/r.secret"
+res=$(obd_add_spec leaky "$(obd_spec leaky "$(lowers_of $S/l1.lsmt)" "" \
+	"\"chap\": {\"username\": \"u\", \"passwordFile\": \"$T/r.secret\"}")" "failed:")
+case "$res" in
+"failed:chap.passwordFile: secret file $T/r.secret is world-readable"*) ;;
+*) fail "leaky: expected failed:chap.passwordFile: secret file ... is world-readable, got '$res'" ;;
+esac
+
+log "ACL: only the listed initiator gets in"
+obd_add_spec acl "$(obd_spec acl "$(lowers_of $S/l1.lsmt)" "" "\"acl\": [\"$INITIATOR\"]")" >/dev/null
+out=$(iscsi-inq -i "$INITIATOR" "$(obd_url acl)" 2>&1) || fail "login of the listed initiator failed: $out"
+iscsi-inq -i "$OTHER" "$(obd_url acl)" >/dev/null 2>&1 &&
+	fail "login of $OTHER to acl: expected refusal, got in"
+out=$(iscsi-ls -i "$OTHER" "$(obd_portal_url disc disc-secret-1234)" 2>&1)
+echo "$out" | grep -qF "$(obd_iqn acl)" && fail "discovery by $OTHER: expected acl hidden, got: $out"
+echo "$out" | grep -qF "$(obd_iqn open)" || fail "discovery by $OTHER: expected open listed, got: $out"
+obd_stop
+log ok

@@ -1,0 +1,615 @@
+/*
+ * test_cache: the disk cache (cache/) against an in-memory origin: reads
+ * are right cold and warm, the map survives a reopen, a process killed in
+ * the middle of fills never gets wrong bytes after a restart, data without
+ * its map bit is never trusted, concurrent misses fetch once, eviction
+ * keeps to the limit without corrupting an open blob, an unwritable cache
+ * still serves reads, and the background download checks its digest.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cache/cache_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define UNIT 4096u
+#define BLOB (1u << 20) /* 256 units */
+#define DIGEST "sha256:0000000000000000000000000000000000000000000000000000000000000001"
+
+struct origin {
+	uint8_t *data;
+	size_t size;
+	unsigned delay_us;
+	int calls;
+	uint64_t bytes;
+	bool fail;
+};
+
+static ssize_t origin_fetch(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct origin *o = ctx;
+
+	__atomic_add_fetch(&o->calls, 1, __ATOMIC_RELAXED);
+	if (o->delay_us)
+		usleep(o->delay_us);
+	if (o->fail)
+		return -EIO;
+	if (off + len > o->size)
+		return -EINVAL;
+	memcpy(buf, o->data + off, len);
+	__atomic_add_fetch(&o->bytes, len, __ATOMIC_RELAXED);
+	return len;
+}
+
+static void origin_init(struct origin *o, size_t size, unsigned seed)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = size;
+	o->data = malloc(size);
+	assert_non_null(o->data);
+	for (size_t i = 0; i < size; i++)
+		o->data[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
+}
+
+static char *tmpdir(void)
+{
+	char *d = strdup("/tmp/test_cache.XXXXXX");
+
+	assert_non_null(mkdtemp(d));
+	return d;
+}
+
+static void rmrf(const char *d)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct cache_store *store_open(const char *dir, uint64_t limit)
+{
+	struct cache_store_opts o = { .dir = dir, .limit = limit, .free_floor = 1, .unit = UNIT,
+				      .scan_ms = 3600000 };
+	struct cache_store *s = NULL;
+	int rc = cache_store_open(&o, &s);
+
+	if (rc)
+		fail_msg("cache_store_open: expected 0, got %d", rc);
+	return s;
+}
+
+static struct cache_blob *blob_open(struct cache_store *s, const char *digest, struct origin *o)
+{
+	struct cache_blob *b = NULL;
+	int rc = cache_blob_open(s, digest, o->size, origin_fetch, o, &b);
+
+	if (rc)
+		fail_msg("cache_blob_open(%s): expected 0, got %d", digest, rc);
+	return b;
+}
+
+static void expect_read(struct cache_blob *b, struct origin *o, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	ssize_t n;
+
+	assert_non_null(buf);
+	n = cache_blob_pread(b, buf, len, off);
+	if (n != (ssize_t)(off + len > o->size ? o->size - off : len))
+		fail_msg("pread(%llu, %zu): expected %zu bytes, got %zd", (unsigned long long)off,
+			 len, len, n);
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] != o->data[off + i])
+			fail_msg("byte %llu: expected 0x%02x, got 0x%02x",
+				 (unsigned long long)(off + i), o->data[off + i], buf[i]);
+	free(buf);
+}
+
+static void test_cold_warm_reopen(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+	uint64_t present, total;
+
+	origin_init(&o, BLOB - 1000, 1); /* last unit partial */
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	expect_read(b, &o, 0, 512);
+	expect_read(b, &o, 5000, 10000);
+	expect_read(b, &o, o.size - 100, 4096); /* short at the end */
+	int cold = o.calls;
+
+	expect_read(b, &o, 0, 512);
+	expect_read(b, &o, 6000, 100);
+	if (o.calls != cold)
+		fail_msg("warm reads: expected %d fetches, got %d", cold, o.calls);
+	cache_blob_stats(b, &present, &total);
+	assert_int_equal(total, 256);
+	cache_blob_close(b);
+	cache_store_close(s);
+
+	/* Reopen: the map was flushed at close, nothing is fetched again. */
+	s = store_open(dir, 64 << 20);
+	assert_int_equal(cache_store_usage(s), present * UNIT);
+	b = blob_open(s, DIGEST, &o);
+	o.calls = 0;
+	expect_read(b, &o, 5000, 10000);
+	expect_read(b, &o, o.size - 100, 100);
+	if (o.calls)
+		fail_msg("after reopen: expected 0 fetches, got %d", o.calls);
+	/* Everything else still reads right. */
+	expect_read(b, &o, 0, o.size);
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+/* Child: fill units one by one and die by SIGKILL at a random moment. */
+static void fill_and_die(const char *dir, struct origin *o, unsigned seed)
+{
+	struct cache_store *s = store_open(dir, 64 << 20);
+	struct cache_blob *b = blob_open(s, DIGEST, o);
+	uint8_t buf[UNIT];
+
+	/* Slow enough that some durability flushes (every second) happen
+	 * before the kill, so both flushed and unflushed units exist. */
+	o->delay_us = 15000;
+	srandom(seed);
+	for (int i = 0; i < 256; i++) {
+		uint64_t u = random() % 256;
+
+		cache_blob_pread(b, buf, UNIT, u * UNIT);
+		if (i == 120 + 60 * (int)seed)
+			kill(getpid(), SIGKILL);
+	}
+	kill(getpid(), SIGKILL);
+}
+
+static void test_kill9_mid_fill(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+
+	int vouched = 0;
+
+	origin_init(&o, BLOB, 2);
+	for (unsigned round = 0; round < 2; round++) {
+		struct origin wrong;
+		struct cache_store *s;
+		struct cache_blob *b;
+		pid_t pid;
+		int st;
+
+		/* After the kill, scribble over every unit the map does not
+		 * vouch for, as a torn or lost write would: none of it may
+		 * be served. */
+		rmrf(dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (!pid)
+			fill_and_die(dir, &o, round);
+		waitpid(pid, &st, 0);
+		assert_true(WIFSIGNALED(st));
+
+		origin_init(&wrong, BLOB, 99);
+		{
+			char data[512], map[512];
+			struct cache_map_hdr h;
+			uint8_t bits[32];
+			int dfd, mfd;
+
+			snprintf(data, sizeof(data), "%s/%s", dir, DIGEST);
+			snprintf(map, sizeof(map), "%s/%s.map", dir, DIGEST);
+			dfd = open(data, O_RDWR);
+			mfd = open(map, O_RDONLY);
+			assert_true(dfd >= 0 && mfd >= 0);
+			assert_int_equal(pread(mfd, &h, sizeof(h), 0), sizeof(h));
+			assert_int_equal(pread(mfd, bits, sizeof(bits), CACHE_MAP_HDR), sizeof(bits));
+			for (int u = 0; u < 256; u++)
+				if (bit_get(bits, u))
+					vouched++;
+				else
+					assert_int_equal(pwrite(dfd, wrong.data + u * UNIT, UNIT,
+								u * UNIT), UNIT);
+			close(dfd);
+			close(mfd);
+		}
+		free(wrong.data);
+		s = store_open(dir, 64 << 20);
+		b = blob_open(s, DIGEST, &o);
+		expect_read(b, &o, 0, BLOB);
+		cache_blob_close(b);
+		cache_store_close(s);
+	}
+	if (!vouched || vouched >= 2 * 256)
+		fail_msg("kill -9 rounds: expected some but not all units flushed before the "
+			 "kill, got %d of %d", vouched, 2 * 256);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void test_foreign_map_discarded(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o, other;
+	struct cache_store *s;
+	struct cache_blob *b;
+
+	origin_init(&o, BLOB, 3);
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	expect_read(b, &o, 0, BLOB);
+	cache_blob_close(b);
+	/* Same digest reopened with another size: the old state is dropped. */
+	origin_init(&other, BLOB / 2, 4);
+	b = blob_open(s, DIGEST, &other);
+	other.calls = 0;
+	expect_read(b, &other, 0, BLOB / 2);
+	if (!other.calls)
+		fail_msg("size change: expected fetches, got none");
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	free(other.data);
+	rmrf(dir);
+	free(dir);
+}
+
+struct reader {
+	struct cache_blob *b;
+	struct origin *o;
+	uint64_t off;
+	int bad;
+};
+
+static void *read_thread(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t buf[UNIT];
+
+	if (cache_blob_pread(r->b, buf, UNIT, r->off) != UNIT ||
+	    memcmp(buf, r->o->data + r->off, UNIT))
+		r->bad = 1;
+	return NULL;
+}
+
+static void test_single_flight(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+	pthread_t th[8];
+	struct reader rd[8];
+
+	origin_init(&o, BLOB, 5);
+	o.delay_us = 100000;
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	for (int i = 0; i < 8; i++) {
+		rd[i] = (struct reader){ b, &o, 7 * UNIT, 0 };
+		pthread_create(&th[i], NULL, read_thread, &rd[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		if (rd[i].bad)
+			fail_msg("reader %d: wrong bytes", i);
+	}
+	if (o.calls != 1)
+		fail_msg("8 concurrent misses of one unit: expected 1 fetch, got %d", o.calls);
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void test_readahead(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+
+	origin_init(&o, 16u << 20, 6);
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	for (uint64_t off = 0; off < o.size; off += 65536)
+		expect_read(b, &o, off, 65536);
+	/* 256 sequential 64 KiB reads need far fewer fetches than reads. */
+	if (o.calls > 16)
+		fail_msg("sequential 16 MiB in 64 KiB reads: expected <= 16 fetches, got %d",
+			 o.calls);
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void test_origin_error(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+	uint8_t buf[100];
+
+	origin_init(&o, BLOB, 7);
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	o.fail = true;
+	assert_int_equal(cache_blob_pread(b, buf, sizeof(buf), 0), -EIO);
+	assert_int_equal(cache_blob_read_cached(b, buf, sizeof(buf), 0), 0);
+	/* Back again: the failed unit is fetched now, not remembered. */
+	o.fail = false;
+	expect_read(b, &o, 0, 100);
+	assert_int_equal(cache_blob_read_cached(b, buf, sizeof(buf), 0), sizeof(buf));
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void test_evict_lru_closed(void **state)
+{
+	char *dir = tmpdir(), name[128], path[512];
+	struct origin o[4];
+	struct cache_store *s = store_open(dir, 2 * BLOB + BLOB / 2);
+	struct stat st;
+
+	for (int i = 0; i < 4; i++) {
+		struct cache_blob *b;
+
+		origin_init(&o[i], BLOB, 10 + i);
+		snprintf(name, sizeof(name), "sha256:%064d", i);
+		b = blob_open(s, name, &o[i]);
+		expect_read(b, &o[i], 0, BLOB);
+		cache_blob_close(b);
+		usleep(2000);
+	}
+	cache_store_evict(s);
+	if (cache_store_usage(s) > 2 * BLOB + BLOB / 2)
+		fail_msg("usage after eviction: expected <= %u, got %llu", 2 * BLOB + BLOB / 2,
+			 (unsigned long long)cache_store_usage(s));
+	/* Oldest went first, newest stayed. */
+	snprintf(path, sizeof(path), "%s/sha256:%064d", dir, 0);
+	if (!stat(path, &st))
+		fail_msg("LRU blob 0: expected evicted, still there");
+	snprintf(path, sizeof(path), "%s/sha256:%064d.map", dir, 3);
+	if (stat(path, &st))
+		fail_msg("newest blob 3: expected kept, gone");
+	cache_store_close(s);
+	for (int i = 0; i < 4; i++)
+		free(o[i].data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void test_evict_open_blob(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+	struct cache_store *s = store_open(dir, BLOB / 2);
+	struct cache_blob *b;
+
+	origin_init(&o, BLOB, 20);
+	b = blob_open(s, DIGEST, &o);
+	expect_read(b, &o, 0, BLOB);
+	cache_store_evict(s);
+	if (cache_store_usage(s) > BLOB / 2)
+		fail_msg("open blob over limit: expected usage <= %u, got %llu", BLOB / 2,
+			 (unsigned long long)cache_store_usage(s));
+	/* Still right: punched units are fetched again, never read as zeros. */
+	o.calls = 0;
+	expect_read(b, &o, 0, BLOB);
+	if (!o.calls)
+		fail_msg("after punching: expected refetches, got none");
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void test_unwritable_serves(void **state)
+{
+	char *dir = tmpdir(), path[512];
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+	int fd;
+
+	origin_init(&o, BLOB, 30);
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	/* Tests run as root, who ignores permissions: swap the data fd
+	 * for a read-only one instead, so every fill write fails. */
+	snprintf(path, sizeof(path), "%s/%s", dir, DIGEST);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	dup2(fd, b->fd);
+	close(fd);
+	expect_read(b, &o, 0, 3 * UNIT);
+	expect_read(b, &o, 100 * UNIT, BLOB - 100 * UNIT);
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+struct dl_ctx {
+	struct origin *o;
+	uint64_t cached_below; /* bytes under this offset count as cached */
+	char path[512];
+	int done_calls;
+};
+
+static ssize_t dl_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return origin_fetch(((struct dl_ctx *)ctx)->o, buf, len, off);
+}
+
+static ssize_t dl_read_cached(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct dl_ctx *d = ctx;
+
+	if (off + len > d->cached_below)
+		return 0;
+	memcpy(buf, d->o->data + off, len);
+	return len;
+}
+
+static int dl_done(void *ctx, const char *path)
+{
+	struct dl_ctx *d = ctx;
+
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	d->done_calls++;
+	return 0;
+}
+
+static void digest_of(struct origin *o, char *out)
+{
+	unsigned char h[32];
+
+	EVP_Digest(o->data, o->size, h, NULL, EVP_sha256(), NULL);
+	strcpy(out, "sha256:");
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 7 + 2 * i, "%02x", h[i]);
+}
+
+static void test_download(void **state)
+{
+	char *dir = tmpdir(), digest[80], path[600];
+	struct origin o;
+	struct cache_dl *d;
+	struct cache_dl_job *j;
+	struct dl_ctx ctx = { 0 };
+	struct cache_dl_src src;
+	struct cache_dl_opts opts = { .max_mbps = 4, .block_size = 65536, .try_cnt = 2 };
+	struct stat st;
+	uint64_t t0;
+	int rc, fd;
+
+	origin_init(&o, 2u << 20, 40);
+	digest_of(&o, digest);
+	ctx.o = &o;
+	src = (struct cache_dl_src){
+		.digest = digest, .size = o.size, .read = dl_read, .done = dl_done, .ctx = &ctx
+	};
+	assert_int_equal(cache_dl_create(&d), 0);
+	t0 = cache_now_ms();
+	assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
+	rc = cache_dl_wait(j, 20000);
+	if (rc)
+		fail_msg("download: expected 0, got %d", rc);
+	/* 2 MiB at 4 MiB/s: about 0.5 s, within 10% (a block of burst). */
+	uint64_t ms = cache_now_ms() - t0;
+
+	if (ms < 430 || ms > 900)
+		fail_msg("throttled 2 MiB at 4 MiB/s: expected ~500 ms, got %llu ms",
+			 (unsigned long long)ms);
+	snprintf(path, sizeof(path), "%s/overlaybd.commit", dir);
+	if (strcmp(ctx.path, path))
+		fail_msg("switch path: expected %s, got %s", path, ctx.path);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	{
+		char got[80];
+
+		assert_int_equal(cache_sha256_fd(fd, o.size, got, sizeof(got)), 0);
+		if (strcmp(got, digest))
+			fail_msg("downloaded file: expected %s, got %s", digest, got);
+	}
+	close(fd);
+	cache_dl_remove(j);
+
+	/* Wrong digest: discarded, attempts counted, then given up. */
+	rmrf(dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	src.digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	opts.max_mbps = 0;
+	ctx.done_calls = 0;
+	assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
+	rc = cache_dl_wait(j, 20000);
+	if (rc != -EBADMSG)
+		fail_msg("tampered download: expected %d, got %d", -EBADMSG, rc);
+	assert_int_equal(ctx.done_calls, 0);
+	snprintf(path, sizeof(path), "%s/.download", dir);
+	if (!stat(path, &st))
+		fail_msg("mismatched .download: expected discarded, still there");
+	snprintf(path, sizeof(path), "%s/overlaybd.commit", dir);
+	if (!stat(path, &st))
+		fail_msg("mismatch: expected no overlaybd.commit, found one");
+	cache_dl_remove(j);
+
+	/* Resume and cache: a quarter already in .download (from a run
+	 * that died), the next quarter in the cache: only the second half
+	 * is fetched. */
+	rmrf(dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/.download", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, o.data, o.size / 4, 0), (ssize_t)(o.size / 4));
+	close(fd);
+	digest_of(&o, digest);
+	src.digest = digest;
+	src.read_cached = dl_read_cached;
+	ctx.cached_below = o.size / 2;
+	o.bytes = 0;
+	assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
+	rc = cache_dl_wait(j, 20000);
+	if (rc)
+		fail_msg("resumed download: expected 0, got %d", rc);
+	if (o.bytes != o.size / 2)
+		fail_msg("resumed download: expected %zu bytes fetched, got %llu", o.size / 2,
+			 (unsigned long long)o.bytes);
+	cache_dl_remove(j);
+	cache_dl_destroy(d);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cold_warm_reopen),
+		cmocka_unit_test(test_kill9_mid_fill),
+		cmocka_unit_test(test_foreign_map_discarded),
+		cmocka_unit_test(test_single_flight),
+		cmocka_unit_test(test_readahead),
+		cmocka_unit_test(test_origin_error),
+		cmocka_unit_test(test_evict_lru_closed),
+		cmocka_unit_test(test_evict_open_blob),
+		cmocka_unit_test(test_unwritable_serves),
+		cmocka_unit_test(test_download),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
