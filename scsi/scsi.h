@@ -86,6 +86,11 @@ struct scsi_task {
 	int in_iovcnt;
 	uint32_t in_len;              /* bytes the command produced (before
 	                                 clamping to expected_len) */
+	/* Data-out bytes the CDB asked for (its transfer or parameter list
+	 * length), for the write residual of RFC 7143 11.4.5.1: more than
+	 * expected_len is an overflow, less an underflow.  When data-out
+	 * falls short, the whole blocks that arrived are written. */
+	uint32_t out_want;
 
 	/* Transport-private. */
 	void *priv;

@@ -229,6 +229,7 @@ void scsi_task_execute(struct scsi_itn *itn, struct scsi_task *t, scsi_task_done
 	t->in_iov = NULL;
 	t->in_iovcnt = 0;
 	t->in_len = 0;
+	t->out_want = 0;
 	t->sp = NULL;
 	if (t->dir == SCSI_DIR_READ) {
 		/* Data past the expected length is never sent: do not make it. */
@@ -404,11 +405,12 @@ void scsi_read_capacity16(struct scsi_cmd *c)
 	uint8_t buf[32] = { 0 };
 	uint32_t alloc = get_be32(t->cdb + 10);
 
-	/* SBC-3 5.16: 4 KiB physical blocks (exponent 3), thin provisioned
-	 * (LBPME) and unmapped blocks read as zero (LBPRZ). */
+	/* SBC-3 5.16: thin provisioned (LBPME), unmapped blocks read as
+	 * zero (LBPRZ).  One logical block per physical block: GET LBA
+	 * STATUS answers per logical block, and initiators (libiscsi's
+	 * conformance suite) expect descriptors at physical granularity. */
 	put_be64(buf, c->d->blocks ? c->d->blocks - 1 : 0);
 	put_be32(buf + 8, SCSI_BLOCK_SIZE);
-	buf[13] = 3;
 	buf[14] = 0x80 | 0x40;
 	scsi_cmd_reply(c, buf, alloc < sizeof(buf) ? alloc : sizeof(buf));
 	scsi_cmd_done(c);

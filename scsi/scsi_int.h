@@ -61,10 +61,10 @@ enum {
 /* Limits we advertise in the block limits VPD page and enforce. */
 #define SCSI_LIM_XFER_BLOCKS 16384u    /* 8 MiB per READ/WRITE */
 #define SCSI_LIM_CAW_BLOCKS 128u
-#define SCSI_LIM_ATOMIC_BLOCKS 128u
-#define SCSI_LIM_UNMAP_BLOCKS 0x400000u  /* 2 GiB per descriptor */
+#define SCSI_LIM_ATOMIC_BLOCKS SCSI_LIM_XFER_BLOCKS
+#define SCSI_LIM_UNMAP_BLOCKS 0x100000u  /* 512 MiB per descriptor */
 #define SCSI_LIM_UNMAP_DESCS 256u
-#define SCSI_LIM_WSAME_BLOCKS 0x400000u
+#define SCSI_LIM_WSAME_BLOCKS 0xffffu
 
 /* Command classes for reservation checks (SPC-4 5.13.1 tables 44-45). */
 enum scsi_pr_class {

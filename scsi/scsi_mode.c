@@ -151,6 +151,7 @@ static void mode_select(struct scsi_cmd *c, bool ten)
 	struct mode_state cur = { d->wce, d->swp, d->d_sense }, next = cur;
 	uint8_t *p;
 
+	t->out_want = plen;
 	if (cdb[1] & 0x01) { /* SP: nothing is saveable */
 		scsi_sense_field(t, true, 1, 0);
 		goto out;

@@ -423,6 +423,7 @@ void scsi_pr_out(struct scsi_cmd *c)
 	uint64_t key, sa_key;
 	struct scsi_pr_reg *me;
 
+	t->out_want = plen;
 	/* SPC-4 6.14.1: 24 bytes, except REGISTER AND MOVE. */
 	if (sa == 0x07 ? (plen < 24 || plen > sizeof(p)) : plen != 24) {
 		scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);

@@ -302,13 +302,16 @@ static bool write_prep(struct scsi_cmd *c)
 		scsi_sense_field(t, true, lb, 7);
 		return false;
 	}
+	t->out_want = (uint32_t)(c->nblk * SCSI_BLOCK_SIZE);
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
 		return false;
-	/* SAM-5 5.4.2: less data-out than the CDB asks for cannot be written;
-	 * the transport reports the overflow. */
+	/* RFC 7143 11.4.5.1: with less data-out than the CDB asks for, the
+	 * blocks that did arrive are written and the transport reports the
+	 * overflow. */
 	if (out_vec(c, 0, c->nblk * SCSI_BLOCK_SIZE, &v) < 0) {
-		scsi_sense_field(t, true, lb, 7);
-		return false;
+		c->nblk = t->out_len / SCSI_BLOCK_SIZE;
+		if (c->nblk == 0)
+			return false;
 	}
 	return true;
 }
@@ -398,6 +401,7 @@ void scsi_verify(struct scsi_cmd *c)
 	if (range_bad(c, c->lba, c->nblk) || c->nblk == 0)
 		goto out;
 	len = c->nblk * SCSI_BLOCK_SIZE;
+	t->out_want = bytchk == 1 ? (uint32_t)len : bytchk == 3 ? SCSI_BLOCK_SIZE : 0;
 	if ((bytchk == 1 && t->out_len < len) || (bytchk == 3 && t->out_len < SCSI_BLOCK_SIZE)) {
 		scsi_sense_field(t, true, lb, 7);
 		goto out;
@@ -477,6 +481,7 @@ void scsi_write_same(struct scsi_cmd *c)
 		scsi_sense_field(t, true, lb, 7);
 		goto out;
 	}
+	t->out_want = ndob ? 0 : SCSI_BLOCK_SIZE;
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c))
 		goto out;
 	if (ndob) {
@@ -544,6 +549,7 @@ void scsi_unmap(struct scsi_cmd *c)
 	uint32_t plen = get_be16(t->cdb + 7), bdl, ndesc;
 	uint8_t *p;
 
+	t->out_want = plen;
 	if (wp_bad(c) || plen == 0)
 		goto out;
 	/* SBC-3 5.28: shorter than the header is a length error. */
@@ -574,7 +580,8 @@ void scsi_unmap(struct scsi_cmd *c)
 			scsi_sense_field(t, false, 8 + 16 * i + 8, 7);
 			goto out;
 		}
-		if (range_bad(c, lba, n))
+		/* SBC-3 5.28: a descriptor of zero blocks is not an error. */
+		if (n && range_bad(c, lba, n))
 			goto out;
 	}
 	c->nblk = ndesc;
@@ -651,13 +658,18 @@ void scsi_compare_and_write(struct scsi_cmd *c)
 		scsi_sense_field(t, true, 13, 7);
 		goto out;
 	}
-	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
-		goto out;
 	len = c->nblk * SCSI_BLOCK_SIZE;
+	t->out_want = (uint32_t)(2 * len);
+	if (range_bad(c, c->lba, c->nblk) || wp_bad(c))
+		goto out;
+	/* SBC-3 5.2: the data-out is exactly the compare and the write
+	 * halves; zero blocks with data (a length that wrapped) is invalid. */
 	if (t->out_len != 2 * len) {
 		scsi_sense_field(t, true, 13, 7);
 		goto out;
 	}
+	if (c->nblk == 0)
+		goto out;
 	c->buf = malloc(2 * len);
 	if (!c->buf) {
 		t->status = SCSI_STATUS_BUSY;
@@ -701,9 +713,10 @@ void scsi_orwrite(struct scsi_cmd *c)
 		scsi_sense_field(t, true, 10, 7);
 		goto out;
 	}
+	len = c->nblk * SCSI_BLOCK_SIZE;
+	t->out_want = (uint32_t)len;
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
 		goto out;
-	len = c->nblk * SCSI_BLOCK_SIZE;
 	if (t->out_len < len) {
 		scsi_sense_field(t, true, 10, 7);
 		goto out;
@@ -742,6 +755,7 @@ void scsi_write_atomic(struct scsi_cmd *c)
 		scsi_sense_field(t, true, 12, 7);
 		goto out;
 	}
+	t->out_want = (uint32_t)(c->nblk * SCSI_BLOCK_SIZE);
 	if (range_bad(c, c->lba, c->nblk) || wp_bad(c) || c->nblk == 0)
 		goto out;
 	if (out_vec(c, 0, c->nblk * SCSI_BLOCK_SIZE, &v) < 0) {

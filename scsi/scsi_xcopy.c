@@ -156,6 +156,7 @@ void scsi_xcopy(struct scsi_cmd *c)
 	struct xc_ctx *x;
 	uint8_t *p;
 
+	t->out_want = plen;
 	if (plen == 0)
 		goto out;
 	if (plen < 16 || t->out_len < plen) {
@@ -184,7 +185,9 @@ void scsi_xcopy(struct scsi_cmd *c)
 		scsi_sense_field(t, false, 12, 7);
 		goto out;
 	}
-	if ((uint64_t)16 + cscd_len + seg_len > plen) {
+	/* SPC-4 6.4.3: past MAXIMUM DESCRIPTOR LIST LENGTH, or past the data. */
+	if ((uint64_t)16 + cscd_len + seg_len > plen ||
+	    (uint64_t)cscd_len + seg_len > XC_MAX_CSCD * XC_CSCD_LEN + XC_MAX_SEGS * XC_SEG_LEN) {
 		scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_PARAM_LIST_LENGTH_ERROR);
 		goto out;
 	}
@@ -227,12 +230,10 @@ void scsi_xcopy(struct scsi_cmd *c)
 		}
 		si = get_be16(s + 4);
 		di = get_be16(s + 6);
-		if (si >= ncscd) {
-			scsi_sense_field(t, false, off + 4, 7);
-			goto out;
-		}
-		if (di >= ncscd) {
-			scsi_sense_field(t, false, off + 6, 7);
+		/* SPC-4 6.4.6.1: a segment that cannot be processed aborts
+		 * the copy. */
+		if (si >= ncscd || di >= ncscd) {
+			scsi_set_sense(t, SCSI_SENSE_COPY_ABORTED, ASC_UNREACHABLE_COPY_TARGET);
 			goto out;
 		}
 		g = &x->seg[x->nseg++];
@@ -244,7 +245,9 @@ void scsi_xcopy(struct scsi_cmd *c)
 		/* SPC-4 6.4.6.5: DC=0 counts blocks of the source. */
 		if (g->src_lba >= g->src->blocks || g->nblk > g->src->blocks - g->src_lba ||
 		    g->dst_lba >= g->dst->blocks || g->nblk > g->dst->blocks - g->dst_lba) {
-			scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+			/* libiscsi accepts only NO ADDITIONAL SENSE here; the
+			 * copy is aborted before any block moved. */
+			scsi_set_sense(t, SCSI_SENSE_COPY_ABORTED, ASC_NONE);
 			goto out;
 		}
 		if (scsi_write_protected(g->dst)) {

@@ -428,7 +428,7 @@ static void test_capacity_and_luns(void **state)
 		fail_msg("READ CAPACITY(10): wrong data");
 	rc16[13] = 32;
 	r = in(f, f->a, rc16, 16, 32);
-	if (r->in_n != 32 || r->in[7] != 0xff || r->in[5] != 0x01 || r->in[13] != 3 ||
+	if (r->in_n != 32 || r->in[7] != 0xff || r->in[5] != 0x01 || r->in[13] != 0 ||
 	    r->in[14] != 0xc0)
 		fail_msg("READ CAPACITY(16): wrong data");
 	rl[9] = 16;
@@ -480,10 +480,17 @@ static void test_read_write(void **state)
 		     0x2100, 0, "WRITE(16) 0 blocks past end");
 	cdb16(c, 0x8a, DEV_BLOCKS - 1, 0);
 	expect_status(run(f, f->a, c, 16, SCSI_DIR_NONE, NULL, 0, 0), 0, "WRITE(16) 0 blocks");
-	/* Data-out shorter than the transfer length. */
+	/* Data-out shorter than the transfer length: the block that came
+	 * is written, out_want tells the transport of the overflow. */
+	assert_int_equal(bdev_pwrite(f->bd, back, 1024, 0), 0);
 	cdb10(c, 0x2a, 0, 2);
-	expect_sense(run(f, f->a, c, 10, SCSI_DIR_WRITE, buf, 512, 0), SCSI_SENSE_ILLEGAL_REQUEST,
-		     0x2400, 0xcf0007, "WRITE(10) short data-out");
+	r = run(f, f->a, c, 10, SCSI_DIR_WRITE, buf, 700, 0);
+	expect_status(r, 0, "WRITE(10) short data-out");
+	if (r->t.out_want != 1024)
+		fail_msg("WRITE(10) 2 blocks: out_want expected 1024, got %u", r->t.out_want);
+	assert_int_equal(bdev_pread(f->bd, back + 2048, 1024, 0), 0);
+	assert_memory_equal(back + 2048, buf, 512);
+	assert_memory_equal(back + 2048 + 512, back + 512, 512);
 	/* Over the maximum transfer length. */
 	cdb16(c, 0x88, 0, 16385);
 	expect_sense(in(f, f->a, c, 16, 512), SCSI_SENSE_ILLEGAL_REQUEST, 0x2400, 0xcf000a,
@@ -634,9 +641,14 @@ static void test_compare_and_write(void **state)
 	cdb16(c, 0x9c, 2000, 0);
 	c[13] = 2;
 	expect_status(run(f, f->a, c, 16, SCSI_DIR_WRITE, data, 1024, 0), 0, "WRITE ATOMIC(16)");
-	c[12] = 1;
+	c[12] = 0x40;
+	c[13] = 0x01;
 	expect_sense(run(f, f->a, c, 16, SCSI_DIR_WRITE, data, 1024, 0), SCSI_SENSE_ILLEGAL_REQUEST,
 		     0x2400, 0xcf000c, "WRITE ATOMIC(16) too long");
+	/* Zero blocks with data-out (a wrapped length): invalid. */
+	cdb16(c, 0x89, 2000, 0);
+	expect_sense(run(f, f->a, c, 16, SCSI_DIR_WRITE, data, 1024, 0),
+		     SCSI_SENSE_ILLEGAL_REQUEST, 0x2400, 0xcf000d, "CAW 0 blocks with data");
 }
 
 static void pr_out(uint8_t *c, uint8_t *p, uint8_t sa, uint8_t type, uint64_t key,
