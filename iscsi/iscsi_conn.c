@@ -322,6 +322,8 @@ static int rx_advance(struct iscsi_conn *c, uint32_t n)
 			return 0;
 		c->ahs_len = c->hdr[4] * 4u;
 		c->dsl = get_be24(c->hdr + 5);
+		if (iscsi_pdu_check_bhs(c))
+			return -EPROTO;
 		c->hdr_need += c->ahs_len;
 		if (c->params.HeaderDigest && c->state != CONN_LOGIN)
 			c->hdr_need += ISCSI_DIGEST_LEN;
@@ -372,11 +374,14 @@ int iscsi_conn_feed(struct iscsi_conn *c, const uint8_t *buf, size_t len)
 		len -= k;
 		rc = rx_advance(c, k);
 		if (rc < 0) {
-			iscsi_conn_close(c, "protocol error");
+			/* A Reject may be queued: send it, then close. */
+			iscsi_conn_finish(c);
 			return -1;
 		}
+		if (c->state == CONN_LOGOUT || c->login_delayed)
+			break; /* nothing more is read once we are ending */
 	}
-	return c->state == CONN_CLOSED ? -1 : 0;
+	return c->state == CONN_CLOSED || c->state == CONN_LOGOUT ? -1 : 0;
 }
 
 static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -386,7 +391,8 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	c->in_rx = true;
 	c->last_rx = ev_now(loop);
-	while (budget-- > 0 && c->state != CONN_CLOSED) {
+	while (budget-- > 0 && c->state != CONN_CLOSED && c->state != CONN_LOGOUT &&
+	       !c->login_delayed) {
 		uint8_t *ptr = NULL;
 		uint32_t need = 0;
 		ssize_t n;
@@ -417,7 +423,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				c->ring_rd = 0;
 				c->ring_wr = (uint32_t)(n - direct);
 				if (rx_advance(c, direct) < 0) {
-					iscsi_conn_close(c, "protocol error");
+					iscsi_conn_finish(c);
 					break;
 				}
 				continue;
@@ -450,7 +456,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct iscsi_conn *c = w->data;
 
-	if (c->state == CONN_LOGIN) {
+	if (c->state == CONN_LOGOUT) {
+		iscsi_conn_close(c, "peer does not take our last PDUs");
+	} else if (c->state == CONN_LOGIN) {
 		/* Issue 6: a login that never finishes is dropped. */
 		log_warn("iscsi %s: login not finished within %us, closing", c->peer,
 			 c->srv->cfg.login_timeout);
@@ -504,6 +512,26 @@ struct iscsi_conn *iscsi_conn_new(struct iscsi_server *s, int fd)
 	s->conns = c;
 	s->nconns++;
 	return c;
+}
+
+/* Seconds we wait for a closing connection's last PDUs to leave. */
+#define FINISH_TIMEOUT 5.0
+
+void iscsi_conn_finish(struct iscsi_conn *c)
+{
+	struct ev_loop *loop = c->srv->loop;
+
+	if (c->state == CONN_CLOSED || c->state == CONN_LOGOUT)
+		return;
+	c->state = CONN_LOGOUT;
+	ev_io_stop(loop, &c->rio);
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_set(&c->timer, FINISH_TIMEOUT, 0);
+	ev_timer_start(loop, &c->timer);
+	if (!c->txq_head)
+		iscsi_conn_close(c, "ending");
+	else if (!c->wio_on && !ev_is_active(&c->flush))
+		ev_prepare_start(loop, &c->flush);
 }
 
 void iscsi_conn_close(struct iscsi_conn *c, const char *why)

@@ -342,6 +342,7 @@ struct iscsi_conn {
 	bool login_discovery;
 	bool login_type_seen;
 	bool login_need_chap;
+	bool login_delayed;            /* a CHAP failure answer is held back */
 	int login_chap_step;          /* 0 AuthMethod, 1 CHAP_A sent, 2 done */
 	struct iscsi_chap_state chap;
 	char *initiator_name;
@@ -494,6 +495,8 @@ struct iscsi_conn *iscsi_conn_new(struct iscsi_server *s, int fd);
  * the socket.  Returns -1 once the connection decided to close. */
 int iscsi_conn_feed(struct iscsi_conn *c, const uint8_t *buf, size_t len);
 void iscsi_conn_close(struct iscsi_conn *c, const char *why);
+/* Stop reading, send what is queued (bounded by a short timer), close. */
+void iscsi_conn_finish(struct iscsi_conn *c);
 void iscsi_conn_enqueue(struct iscsi_conn *c, struct iscsi_tx *tx);
 struct iscsi_tx *iscsi_tx_new(uint8_t opcode);
 /* Attach a copy of DATA as the tx's data segment. */
@@ -504,6 +507,8 @@ void iscsi_conn_maybe_free(struct iscsi_conn *c);
 
 /* iscsi_pdu.c: dispatch and small PDUs. */
 int iscsi_pdu_dispatch(struct iscsi_conn *c);
+/* The 48-byte header is in: refuse what no later byte can make right. */
+int iscsi_pdu_check_bhs(struct iscsi_conn *c);
 /*
  * Called once the header is in: decide where the data segment goes.  Sets
  * c->data (or c->rx_discard).  Negative = close the connection.

@@ -112,8 +112,7 @@ static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 	send_login_rsp(c, status, false, c->neg.stage == ISCSI_STAGE_OPERATIONAL ? 1 : 0, 0,
 		       NULL, 0, false);
 	/* 6.3: after a failed login the target closes the connection. */
-	if (c->state != CONN_CLOSED)
-		c->state = CONN_LOGOUT;
+	iscsi_conn_finish(c);
 }
 
 static void login_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -139,12 +138,13 @@ static void auth_failed(struct iscsi_conn *c, const char *why)
 		login_fail(c, ISCSI_LOGIN_AUTH_FAILED, why);
 		return;
 	}
-	/* Hold the answer back; read nothing more meanwhile. */
+	/* Hold the answer back; read nothing more meanwhile (the login
+	 * timeout still bounds the wait). */
 	ev_io_stop(s->loop, &c->rio);
+	c->login_delayed = true;
 	ev_timer_init(&c->login_delay, login_delay_cb, delay, 0);
 	c->login_delay.data = c;
 	ev_timer_start(s->loop, &c->login_delay);
-	c->state = CONN_LOGOUT; /* nothing more is dispatched */
 }
 
 static const struct iscsi_auth *login_auth(struct iscsi_conn *c)

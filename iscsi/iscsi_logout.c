@@ -44,7 +44,7 @@ int iscsi_logout_pdu(struct iscsi_conn *c)
 	iscsi_conn_enqueue(c, tx);
 	if (tx->hdr[2] == 0) {
 		log_info("iscsi %s: logout", c->peer);
-		c->state = CONN_LOGOUT;
+		iscsi_conn_finish(c);
 	}
 	return 0;
 }

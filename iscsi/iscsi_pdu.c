@@ -51,23 +51,46 @@ void iscsi_send_reject(struct iscsi_conn *c, uint8_t reason, const uint8_t *bhs)
 	iscsi_conn_enqueue(c, tx);
 }
 
-int iscsi_pdu_data_dest(struct iscsi_conn *c)
+int iscsi_pdu_check_bhs(struct iscsi_conn *c)
 {
 	uint8_t op = c->hdr[0] & ISCSI_OPCODE_MASK;
 	uint32_t max;
 
 	if (c->state == CONN_LOGIN) {
+		if (op != ISCSI_OP_LOGIN_REQ) {
+			/* RFC 7143 6.3: only Login Requests until the login
+			 * completes; anything else ends the connection. */
+			log_warn("iscsi %s: opcode 0x%02x during login, closing", c->peer, op);
+			return -EPROTO;
+		}
 		/* Login PDUs: bounded by our text limit until negotiated. */
 		max = ISCSI_TEXT_MAX;
 	} else {
 		max = c->params.MaxRecvDataSegmentLength;
 	}
-	if (c->dsl > max) {
-		log_warn("iscsi %s: DataSegmentLength %u above the maximum %u, closing",
-			 c->peer, c->dsl, max);
-		iscsi_send_reject(c, ISCSI_REJECT_PROTOCOL, c->hdr);
+	if (c->ahs_len && op != ISCSI_OP_SCSI_CMD) {
+		/* 11.2.1.2: only a SCSI Command carries AHS. */
+		log_warn("iscsi %s: %u bytes of AHS on opcode 0x%02x, closing", c->peer,
+			 c->ahs_len, op);
+		if (c->state != CONN_LOGIN)
+			iscsi_send_reject(c, ISCSI_REJECT_PROTOCOL, c->hdr);
 		return -EPROTO;
 	}
+	if (c->dsl > max) {
+		/* 13.12: the peer must respect what we declared. */
+		log_warn("iscsi %s: DataSegmentLength %u above the maximum %u, closing",
+			 c->peer, c->dsl, max);
+		if (c->state != CONN_LOGIN)
+			iscsi_send_reject(c, ISCSI_REJECT_PROTOCOL, c->hdr);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int iscsi_pdu_data_dest(struct iscsi_conn *c)
+{
+	uint8_t op = c->hdr[0] & ISCSI_OPCODE_MASK;
+
 	if (c->state == CONN_FFP && c->sess && !c->sess->discovery) {
 		if (op == ISCSI_OP_SCSI_CMD)
 			return iscsi_scsi_cmd_data_dest(c);

@@ -563,10 +563,10 @@ void iscsi_server_foreach_session(struct iscsi_server *s, iscsi_session_cb cb, v
 }
 
 /* Issue 6: repeated CHAP failures from one source and initiator name are
- * answered ever more slowly (1 s doubling to 16 s after the second), which
+ * answered ever more slowly (1 s doubling to 8 s after the second), which
  * caps online guessing without locking the legitimate user out for long. */
 #define FAIL_FREE 2
-#define FAIL_MAX_DELAY 16.0
+#define FAIL_MAX_DELAY 8.0
 #define FAIL_FORGET 600.0
 
 static struct iscsi_auth_fail *fail_slot(struct iscsi_server *s, const char *host,

@@ -59,7 +59,7 @@ static void send_tmf_rsp(struct iscsi_conn *c, uint32_t itt, uint8_t response, b
 	iscsi_pdu_set_sn(c, tx->hdr, true);
 	iscsi_conn_enqueue(c, tx);
 	if (close_after)
-		c->state = CONN_LOGOUT;
+		iscsi_conn_finish(c);
 }
 
 void iscsi_tmf_task_done(struct iscsi_task *t)

@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""iscsi_peer: a raw-socket iSCSI initiator for hostile-peer tests (issue 6).
+
+Each case misbehaves in one way on its own connection and checks that the
+target closes or rejects that connection, and that a well-behaved session
+opened next to it still logs in and reads.  Usage:
+    iscsi_peer.py PORT TARGET_IQN CASE [CASE...]
+Prints "ok CASE" per case; on failure prints expected vs got and exits 1.
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+PORT = int(sys.argv[1])
+TARGET = sys.argv[2]
+INITIATOR = "iqn.2026-11.io.overlaybd.test:hostile"
+
+
+def _crc_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32c(b):
+    """RFC 7143 13.1 / RFC 3385 CRC32C, as sent on the wire (little-endian)."""
+    c = 0xFFFFFFFF
+    for x in b:
+        c = CRC_TABLE[(c ^ x) & 0xFF] ^ (c >> 8)
+    return struct.pack("<I", c ^ 0xFFFFFFFF)
+
+
+class Fail(Exception):
+    pass
+
+
+def expect(what, want, got):
+    if want != got:
+        raise Fail("%s: expected %r, got %r" % (what, want, got))
+
+
+def bhs(op, flags=0, ahs_words=0, dsl=0, lun=0, itt=0, rest=b""):
+    rest = rest.ljust(28, b"\0")
+    return (struct.pack(">BBH", op, flags, 0) + struct.pack(">B", ahs_words) +
+            dsl.to_bytes(3, "big") + struct.pack(">Q", lun) + struct.pack(">I", itt) + rest)
+
+
+def pad4(b):
+    return b + b"\0" * ((4 - len(b) % 4) % 4)
+
+
+def keys(d):
+    return b"".join(("%s=%s" % (k, v)).encode() + b"\0" for k, v in d)
+
+
+class Conn:
+    def __init__(self, src="127.0.0.1"):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.s.bind((src, 0))
+        self.s.settimeout(10)
+        self.s.connect(("127.0.0.1", PORT))
+        self.cmdsn = 1
+        self.statsn = 0
+        self.itt = 1
+        self.hd = self.dd = False
+
+    def send(self, b):
+        self.s.sendall(b)
+
+    def send_pdu(self, h, data=b""):
+        """Send a header and data with the negotiated digests."""
+        out = h + (crc32c(h) if self.hd else b"")
+        if data:
+            out += pad4(data)
+            if self.dd:
+                out += crc32c(pad4(data))
+        self.s.sendall(out)
+
+    def recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.s.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    def recv_pdu(self, timeout=10):
+        self.s.settimeout(timeout)
+        try:
+            h = self.recv_exact(48)
+        except (ConnectionResetError, socket.timeout):
+            return None
+        if h is None:
+            return None
+        if self.hd:
+            dg = self.recv_exact(4)
+            expect("header digest from the target", crc32c(h), dg)
+        dsl = int.from_bytes(h[5:8], "big")
+        data = self.recv_exact(dsl + (4 - dsl % 4) % 4) if dsl else b""
+        if dsl and self.dd:
+            dg = self.recv_exact(4)
+            expect("data digest from the target", crc32c(data), dg)
+        return h, (data or b"")[:dsl]
+
+    def closed_within(self, secs):
+        """True once the peer closes; Reject PDUs on the way are kept."""
+        self.rejects = []
+        end = time.time() + secs
+        while time.time() < end:
+            self.s.settimeout(max(0.1, end - time.time()))
+            try:
+                b = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return True
+            if not b:
+                return True
+            if b[0] & 0x3F == 0x3F:
+                self.rejects.append(b[2])
+        return False
+
+    def login(self, session_type="Normal", extra=(), digests=False):
+        kv = [("InitiatorName", INITIATOR), ("SessionType", session_type)]
+        if session_type == "Normal":
+            kv.append(("TargetName", TARGET))
+        kv += [("AuthMethod", "None")]
+        d = keys(kv)
+        isid = os.urandom(6)
+        h = bhs(0x43, 0x81, dsl=len(d), itt=self.itt,
+                rest=struct.pack(">HHII", 0, 0, self.cmdsn, self.statsn))
+        h = h[:8] + isid + b"\0\0" + h[16:]
+        self.send(h + pad4(d))
+        r = self.recv_pdu()
+        if r is None:
+            raise Fail("login: connection closed")
+        expect("login stage 1 status", (0, 0), (r[0][36], r[0][37]))
+        self.statsn = struct.unpack(">I", r[0][24:28])[0] + 1
+        dg = "CRC32C,None" if digests else "None"
+        kv = [("HeaderDigest", dg), ("DataDigest", dg),
+              ("MaxRecvDataSegmentLength", "65536"), ("ImmediateData", "Yes"),
+              ("InitialR2T", "No"), ("MaxBurstLength", "262144"),
+              ("FirstBurstLength", "65536")] + list(extra)
+        if session_type == "Discovery":
+            kv = kv[:3]
+        d = keys(kv)
+        h = bhs(0x43, 0x87, dsl=len(d), itt=self.itt,
+                rest=struct.pack(">HHII", 0, 0, self.cmdsn, self.statsn))
+        h = h[:8] + isid + b"\0\0" + h[16:]
+        self.send(h + pad4(d))
+        r = self.recv_pdu()
+        if r is None:
+            raise Fail("login: closed in the operational stage")
+        expect("login status", (0, 0), (r[0][36], r[0][37]))
+        expect("login final flags", 0x87, r[0][1])
+        self.statsn = struct.unpack(">I", r[0][24:28])[0] + 1
+        self.itt += 1
+        if digests:
+            ans = dict(kv.split("=", 1) for kv in r[1].decode().split("\0") if "=" in kv)
+            expect("negotiated digests", ("CRC32C", "CRC32C"),
+                   (ans.get("HeaderDigest"), ans.get("DataDigest")))
+            self.hd = self.dd = True
+
+    def scsi(self, cdb, edtl, read=True, data=b"", final=True):
+        itt = self.itt
+        self.itt += 1
+        flags = (0x80 if final else 0) | (0x40 if read else 0) | (0x20 if data or not read and edtl else 0) | 1
+        h = bhs(0x01, flags, dsl=len(data), itt=itt,
+                rest=struct.pack(">III", edtl, self.cmdsn, self.statsn) + cdb.ljust(16, b"\0"))
+        self.cmdsn += 1
+        self.send_pdu(h, data)
+        return itt
+
+    def read10(self, lba, blocks, retry=True):
+        itt = self.scsi(struct.pack(">BBIBHB", 0x28, 0, lba, 0, blocks, 0), blocks * 512)
+        got = b""
+        while True:
+            r = self.recv_pdu()
+            if r is None:
+                raise Fail("read10: connection closed")
+            h, d = r
+            expect("read10 ITT", itt, struct.unpack(">I", h[16:20])[0])
+            if h[0] & 0x3F == 0x25:
+                got += d
+                if h[1] & 0x01:
+                    expect("read10 status", 0, h[3])
+                    return got
+            elif h[0] & 0x3F == 0x21:
+                if retry and h[3] == 2:
+                    # A new nexus starts with a unit attention.
+                    return self.read10(lba, blocks, False)
+                raise Fail("read10: SCSI response status 0x%02x" % h[3])
+
+
+def healthy():
+    """A well-behaved session next to the hostile one still works."""
+    c = Conn()
+    c.login()
+    d = c.read10(0, 8)
+    expect("healthy read length", 4096, len(d))
+    c.s.close()
+
+
+def logged_in(src="127.0.0.1"):
+    c = Conn(src)
+    c.login()
+    return c
+
+
+def case_dsl_too_big():
+    c = logged_in()
+    c.send(bhs(0x40, 0x80, dsl=262144 + 4, itt=0x100, rest=struct.pack(">II", 0xFFFFFFFF, c.cmdsn)))
+    expect("closed after DataSegmentLength above the maximum", True, c.closed_within(5))
+    expect("reject reason", [0x04], c.rejects)
+
+
+def case_huge_ahs_cmd():
+    c = logged_in()
+    h = bhs(0x01, 0xC1, ahs_words=255, dsl=0, itt=0x200,
+            rest=struct.pack(">III", 512, c.cmdsn, c.statsn) + b"\x28".ljust(16, b"\0"))
+    c.send(h + b"\x01" * 1020)
+    r = c.recv_pdu(5)
+    expect("answer to a SCSI command with 1020 bytes of AHS", 0x3F, r and r[0][0] & 0x3F)
+    # The connection stays usable after the Reject.
+    d = c.read10(0, 1)
+    expect("read after the reject", 512, len(d))
+
+
+def case_huge_ahs_nop():
+    c = logged_in()
+    h = bhs(0x40, 0x80, ahs_words=255, itt=0x300, rest=struct.pack(">II", 0xFFFFFFFF, c.cmdsn))
+    c.send(h + b"\x02" * 1020)
+    expect("closed after AHS on a NOP-Out", True, c.closed_within(5))
+
+
+def case_truncated_login():
+    c = Conn()
+    c.send(bhs(0x43, 0x87)[:20])
+    expect("closed after a truncated header (login timeout)", True, c.closed_within(8))
+
+
+def case_truncated_ffp():
+    c = logged_in()
+    c.send(bhs(0x40, 0x80)[:20])
+    # The target pings (NOP-In) and drops the silent peer.
+    expect("closed after a truncated header then silence", True, c.closed_within(12))
+
+
+def case_login_never_finishes():
+    c = Conn()
+    kv = keys([("InitiatorName", INITIATOR), ("SessionType", "Normal"),
+               ("TargetName", TARGET), ("AuthMethod", "None")])
+    # T=0: stays in the security stage forever.
+    c.send(bhs(0x43, 0x01, dsl=len(kv), itt=1) + pad4(kv))
+    r = c.recv_pdu(5)
+    expect("first login answer", 0x23, r and r[0][0] & 0x3F)
+    expect("closed when the login never finishes", True, c.closed_within(8))
+
+
+def case_half_open_flood():
+    conns = []
+    refused = 0
+    for _ in range(40):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(2)
+        s.connect(("127.0.0.1", PORT))
+        conns.append(s)
+    time.sleep(0.5)
+    for s in conns:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                refused += 1
+        except BlockingIOError:
+            pass
+        except ConnectionResetError:
+            refused += 1
+    if refused < 40 - 8:
+        raise Fail("half-open flood: expected at least 32 of 40 refused (per-source limit 8), got %d"
+                   % refused)
+    healthy()
+    for s in conns:
+        s.close()
+
+
+def case_wrong_opcode_login():
+    c = Conn()
+    c.send(bhs(0x01, 0x81, itt=5, rest=struct.pack(">III", 0, 1, 0)))
+    expect("closed after a SCSI command during login", True, c.closed_within(5))
+
+
+def case_wrong_opcode_ffp():
+    c = logged_in()
+    # A target opcode (SCSI Response) sent by the initiator.
+    c.send(bhs(0x21, 0x80, itt=7))
+    r = c.recv_pdu(5)
+    expect("answer to opcode 0x21", 0x3F, r and r[0][0] & 0x3F)
+    expect("reject reason", 0x05, r[0][2])
+    c.send(bhs(0x43, 0x87, itt=8))
+    expect("closed after a Login request in full feature phase", True, c.closed_within(5))
+
+
+def case_wrong_opcode_discovery():
+    c = Conn()
+    c.login("Discovery")
+    c.scsi(b"\x00", 0, read=False)
+    r = c.recv_pdu(5)
+    expect("answer to a SCSI command in a discovery session", 0x3F, r and r[0][0] & 0x3F)
+
+
+def case_data_out_unknown_itt():
+    c = logged_in()
+    c.send(bhs(0x05, 0x80, dsl=512, itt=0xDEAD, rest=struct.pack(">II", 0xFFFFFFFF, 0)) + b"x" * 512)
+    r = c.recv_pdu(5)
+    expect("answer to Data-Out for an unknown ITT", 0x3F, r and r[0][0] & 0x3F)
+    expect("reject reason", 0x09, r[0][2])
+
+
+def case_cmdsn_far():
+    c = logged_in()
+    c.cmdsn += 0x40000000
+    c.scsi(b"\x00", 0, read=False)
+    expect("closed after a CmdSN far outside the window", True, c.closed_within(5))
+
+
+def case_text_c_no_data():
+    c = logged_in()
+    c.send(bhs(0x44, 0x40, dsl=0, itt=9, rest=struct.pack(">III", 0xFFFFFFFF, c.cmdsn, c.statsn)))
+    expect("closed after Text with C bit and no data", True, c.closed_within(5))
+
+
+def case_data_digest_garbage():
+    c = logged_in()
+    # Garbage bytes that parse as an absurd header.
+    c.send(b"\xff" * 48)
+    expect("closed after a garbage header", True, c.closed_within(5))
+
+
+def write_read(digests):
+    c = Conn()
+    c.login(digests=digests)
+    c.read10(0, 1)  # takes the unit attention
+    data = os.urandom(8192)
+    # WRITE(10) 16 blocks: 4 KiB immediate, the rest unsolicited Data-Out.
+    itt = c.scsi(struct.pack(">BBIBHB", 0x2A, 0, 100, 0, 16, 0), 8192, read=False,
+                 data=data[:4096], final=False)
+    c.send_pdu(bhs(0x05, 0x80, dsl=4096, itt=itt,
+                   rest=struct.pack(">IIIIII", 0xFFFFFFFF, 0, c.statsn, 0, 0, 4096)),
+               data[4096:])
+    r = c.recv_pdu()
+    expect("write response opcode", 0x21, r and r[0][0] & 0x3F)
+    expect("write status", 0, r[0][3])
+    expect("read back", data, c.read10(100, 16))
+    if digests:
+        # A corrupted data digest: Reject (reason 2) and the connection ends.
+        itt = c.scsi(struct.pack(">BBIBHB", 0x2A, 0, 200, 0, 1, 0), 512, read=False,
+                     data=b"", final=False)
+        h = bhs(0x05, 0x80, dsl=512, itt=itt,
+                rest=struct.pack(">IIIIII", 0xFFFFFFFF, 0, c.statsn, 0, 0, 0))
+        c.send(h + crc32c(h) + data[:512] + b"\0\0\0\0")
+        expect("closed after a data digest error", True, c.closed_within(5))
+
+
+def case_write_read():
+    write_read(False)
+
+
+def case_digests():
+    write_read(True)
+
+
+def case_await_async():
+    """Stay logged in until the target asks for a logout (11.9), then log out."""
+    c = logged_in()
+    end = time.time() + 15
+    while time.time() < end:
+        r = c.recv_pdu(1)
+        if r and r[0][0] & 0x3F == 0x32:
+            expect("AsyncEvent", 1, r[0][36])
+            c.send(bhs(0x46, 0x80, itt=0x77, rest=struct.pack(">III", 0, c.cmdsn, c.statsn)))
+            r = c.recv_pdu(5)
+            expect("logout response", 0x26, r and r[0][0] & 0x3F)
+            expect("logout response code", 0, r[0][2])
+            expect("closed after logout", True, c.closed_within(5))
+            return
+    raise Fail("no Async Message (target requests logout) within 15 s")
+
+
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
+
+rc = 0
+for name in sys.argv[3:]:
+    try:
+        CASES[name]()
+        if name != "await_async":
+            healthy()
+        print("ok", name)
+    except Fail as e:
+        print("FAIL %s: %s" % (name, e))
+        rc = 1
+    except OSError as e:
+        print("FAIL %s: %s" % (name, e))
+        rc = 1
+sys.exit(rc)
