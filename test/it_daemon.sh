@@ -137,10 +137,10 @@ case "$res" in
 esac
 obd_remove_spec remote
 
-log "SIGTERM exits 0; a restart re-creates the targets from the spool"
+log "SIGTERM exits 0; a restart (now with ioEngine 1, libaio) re-creates the targets from the spool"
 obd_stop
 rm -f "$(obd_result_file good)" "$(obd_result_file late)" "$(obd_result_file rw)"
-obd_start
+obd_start '"ioEngine": 1'
 expect_eq "good after restart" success "$(cat "$(obd_result_file good)" 2>/dev/null)"
 expect_eq "late after restart" success "$(cat "$(obd_result_file late)" 2>/dev/null)"
 expect_eq "rw after restart" success "$(cat "$(obd_result_file rw)" 2>/dev/null)"
