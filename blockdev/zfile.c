@@ -12,10 +12,11 @@
  * Decompressed blocks go through a small direct-mapped cache (slot = block
  * number modulo the slot count), locked per shard of slots, so sequential
  * reads smaller than a block decompress each block once.  Reads that cover
- * a whole block decompress straight into the caller's buffer; a read that
- * continues where the previous one ended also decompresses a little ahead
- * into the cache, which turns a stream of small reads into few large raw
- * reads.
+ * a whole block decompress straight into the caller's buffer.  A small
+ * read that continues where the previous one ended is served from a
+ * readahead window of stored (compressed) bytes, so a stream of 4 KiB
+ * reads costs one raw read per window instead of one per block, and still
+ * decompresses straight into the caller's buffer.
  */
 #include "zfile_int.h"
 #include "common/common.h"
@@ -30,8 +31,8 @@
 
 #define ZF_GROUP 64u
 #define ZF_SHARDS 16u
-#define ZF_CACHE_BYTES (2u << 20)   /* per open file */
-#define ZF_READAHEAD (128u << 10)   /* uncompressed bytes */
+#define ZF_CACHE_BYTES (1u << 20)   /* per open file */
+#define ZF_WINDOW (256u << 10)      /* stored bytes read ahead for small sequential reads */
 #define ZF_BATCH (1u << 20)         /* uncompressed bytes per raw read */
 #define ZF_INDEX_CHUNK 16384u       /* index entries read at a time at open */
 #define ZF_CRC_TRIES 3              /* zfile.md 3.7: the reference retries */
@@ -50,9 +51,21 @@ struct zf_shard {
 	pthread_mutex_t mu;
 } __attribute__((aligned(64)));
 
-struct zf_dctx {
-	ZSTD_DCtx *ctx;
-	struct zf_dctx *next;
+/* Per-call working memory, kept for the next call: one per concurrent reader. */
+struct zf_scratch {
+	uint8_t *raw;     /* stored bytes of a batch */
+	size_t cap;
+	uint8_t *spare;   /* a block buffer on its way into the cache */
+	ZSTD_DCtx *dctx;
+	struct zf_scratch *next;
+};
+
+/* Stored bytes of blocks [first, end), read ahead. */
+struct zf_window {
+	pthread_rwlock_t lock;
+	uint64_t first, end;
+	uint8_t *buf;
+	size_t cap;
 };
 
 struct zfile {
@@ -71,9 +84,10 @@ struct zfile {
 	struct zf_slot *slot;
 	uint32_t nslots;
 	uint64_t seq_next; /* block after the previous read; readahead hint */
+	struct zf_window win;
 
-	pthread_mutex_t dctx_mu;
-	struct zf_dctx *dctx_free;
+	pthread_mutex_t scratch_mu;
+	struct zf_scratch *scratch_free;
 };
 
 static inline uint64_t rd64(const uint8_t *p)
@@ -179,36 +193,32 @@ static inline uint32_t blk_len(const struct zfile *z, uint64_t i)
 	return end - (i << z->bs_shift);
 }
 
-static ZSTD_DCtx *dctx_get(struct zfile *z)
+static struct zf_scratch *scratch_get(struct zfile *z)
 {
-	struct zf_dctx *d;
-	ZSTD_DCtx *ctx;
+	struct zf_scratch *s;
 
-	pthread_mutex_lock(&z->dctx_mu);
-	d = z->dctx_free;
-	if (d)
-		z->dctx_free = d->next;
-	pthread_mutex_unlock(&z->dctx_mu);
-	if (!d)
-		return ZSTD_createDCtx();
-	ctx = d->ctx;
-	free(d);
-	return ctx;
+	pthread_mutex_lock(&z->scratch_mu);
+	s = z->scratch_free;
+	if (s)
+		z->scratch_free = s->next;
+	pthread_mutex_unlock(&z->scratch_mu);
+	return s ? s : calloc(1, sizeof(*s));
 }
 
-static void dctx_put(struct zfile *z, ZSTD_DCtx *ctx)
+static void scratch_put(struct zfile *z, struct zf_scratch *s)
 {
-	struct zf_dctx *d = malloc(sizeof(*d));
+	pthread_mutex_lock(&z->scratch_mu);
+	s->next = z->scratch_free;
+	z->scratch_free = s;
+	pthread_mutex_unlock(&z->scratch_mu);
+}
 
-	if (!d) {
-		ZSTD_freeDCtx(ctx);
-		return;
-	}
-	d->ctx = ctx;
-	pthread_mutex_lock(&z->dctx_mu);
-	d->next = z->dctx_free;
-	z->dctx_free = d;
-	pthread_mutex_unlock(&z->dctx_mu);
+static void scratch_free(struct zf_scratch *s)
+{
+	free(s->raw);
+	free(s->spare);
+	ZSTD_freeDCtx(s->dctx);
+	free(s);
 }
 
 /*
@@ -216,7 +226,7 @@ static void dctx_put(struct zfile *z, ZSTD_DCtx *ctx)
  * which holds the block's uncompressed length (a longer output is corrupt).  -EIO on a CRC or codec failure.
  */
 static int decode_block(struct zfile *z, uint64_t i, const uint8_t *src, uint32_t stored,
-			uint8_t *dst, ZSTD_DCtx **dctx)
+			uint8_t *dst, struct zf_scratch *s)
 {
 	uint32_t want = blk_len(z, i), clen = stored;
 
@@ -230,9 +240,9 @@ static int decode_block(struct zfile *z, uint64_t i, const uint8_t *src, uint32_
 
 		return n == (int)want ? 0 : -EIO;
 	}
-	if (!*dctx && !(*dctx = dctx_get(z)))
+	if (!s->dctx && !(s->dctx = ZSTD_createDCtx()))
 		return -ENOMEM;
-	size_t n = ZSTD_decompressDCtx(*dctx, dst, want, src, clen);
+	size_t n = ZSTD_decompressDCtx(s->dctx, dst, want, src, clen);
 
 	return !ZSTD_isError(n) && n == want ? 0 : -EIO;
 }
@@ -274,73 +284,123 @@ static int read_stored(struct zfile *z, uint8_t *dst, uint64_t first, uint64_t e
 }
 
 /*
- * Blocks [FIRST, END) of which [FIRST, REQ_END) serve the request at
- * BUF, which starts at uncompressed offset OFF with LEN bytes.  One raw
- * read; blocks beyond REQ_END are readahead and only fill the cache.
+ * Decode block I from its stored bytes SRC for the request at BUF (which
+ * starts at uncompressed offset OFF, LEN bytes): straight into BUF when the
+ * request covers the whole block, else through the cache.
  */
-static int read_batch(struct zfile *z, uint64_t first, uint64_t end, uint64_t req_end,
-		      uint8_t *buf, uint64_t off, size_t len)
+static int serve_block(struct zfile *z, struct zf_scratch *s, uint64_t i, const uint8_t *src,
+		       uint32_t stored, uint8_t *buf, uint64_t off, size_t len)
 {
-	uint64_t base = blk_start(z, first);
-	uint8_t *raw = malloc(blk_start(z, end) - base), *spare = NULL;
-	ZSTD_DCtx *dctx = NULL;
+	uint64_t bstart = i << z->bs_shift, bend = bstart + blk_len(z, i);
+	uint64_t from = off > bstart ? off : bstart;
+	uint64_t to = off + len < bend ? off + len : bend;
+	bool whole = from == bstart && to == bend;
 	int rc;
 
-	if (!raw)
+	if (whole)
+		return decode_block(z, i, src, stored, buf + (bstart - off), s);
+	if (!s->spare && !(s->spare = malloc(z->bs)))
 		return -ENOMEM;
-	rc = read_stored(z, raw, first, end);
-	for (uint64_t i = first; rc == 0 && i < end; i++) {
-		uint64_t bstart = i << z->bs_shift, bend = bstart + blk_len(z, i);
-		uint64_t from = off > bstart ? off : bstart;
-		uint64_t to = off + len < bend ? off + len : bend;
-		uint32_t stored = blk_start(z, i + 1) - blk_start(z, i);
-		uint8_t *src = raw + (blk_start(z, i) - base);
-		bool whole = i < req_end && from == bstart && to == bend;
-		uint8_t *dst;
-		int brc;
+	rc = decode_block(z, i, src, stored, s->spare, s);
+	if (rc)
+		return rc;
+	memcpy(buf + (from - off), s->spare + (from - bstart), to - from);
+	s->spare = cache_put(z, i, s->spare);
+	return 0;
+}
 
-		if (whole) {
-			dst = buf + (bstart - off);
-		} else {
-			if (!spare && !(spare = malloc(z->bs))) {
-				rc = -ENOMEM;
-				break;
-			}
-			dst = spare;
+/* Blocks [FIRST, END) of the request, with one raw read. */
+static int read_batch(struct zfile *z, uint64_t first, uint64_t end, uint8_t *buf,
+		      uint64_t off, size_t len)
+{
+	uint64_t base = blk_start(z, first), need = blk_start(z, end) - base;
+	struct zf_scratch *s = scratch_get(z);
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	if (s->cap < need) {
+		free(s->raw);
+		s->cap = 0;
+		if (!(s->raw = malloc(need))) {
+			scratch_put(z, s);
+			return -ENOMEM;
 		}
-		brc = decode_block(z, i, src, stored, dst, &dctx);
-		for (int t = 1; brc == -EIO && t < ZF_CRC_TRIES && i < req_end; t++) {
+		s->cap = need;
+	}
+	rc = read_stored(z, s->raw, first, end);
+	for (uint64_t i = first; rc == 0 && i < end; i++) {
+		uint32_t stored = blk_start(z, i + 1) - blk_start(z, i);
+		uint8_t *src = s->raw + (blk_start(z, i) - base);
+
+		rc = serve_block(z, s, i, src, stored, buf, off, len);
+		for (int t = 1; rc == -EIO && t < ZF_CRC_TRIES; t++) {
 			/* zfile.md 3.7: a remote source may return good bytes on a retry. */
 			if (bdev_file_pread_full(z->raw, src, stored, blk_start(z, i)) == 0)
-				brc = decode_block(z, i, src, stored, dst, &dctx);
+				rc = serve_block(z, s, i, src, stored, buf, off, len);
 		}
-		if (brc) {
-			if (i < req_end) {
-				log_error("%s: block %llu (offset %llu) fails its %s check", z->name,
-					  (unsigned long long)i, (unsigned long long)bstart,
-					  z->verify ? "CRC" : "decompression");
-				rc = brc;
-			}
-			continue;
-		}
-		if (whole)
-			continue;
-		if (i < req_end)
-			memcpy(buf + (from - off), spare + (from - bstart), to - from);
-		spare = cache_put(z, i, spare);
+		if (rc == -EIO)
+			log_error("%s: block %llu (offset %llu) fails its %s check", z->name,
+				  (unsigned long long)i, (unsigned long long)i << z->bs_shift,
+				  z->verify ? "CRC" : "decompression");
 	}
-	if (dctx)
-		dctx_put(z, dctx);
-	free(spare);
-	free(raw);
+	scratch_put(z, s);
+	return rc;
+}
+
+/* Serve block I from the window: -ENOENT when the window does not hold it. */
+static int window_serve(struct zfile *z, uint64_t i, uint8_t *buf, uint64_t off, size_t len)
+{
+	struct zf_window *w = &z->win;
+	struct zf_scratch *s = scratch_get(z);
+	int rc = -ENOENT;
+
+	if (!s)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&w->lock);
+	if (i >= w->first && i < w->end)
+		rc = serve_block(z, s, i, w->buf + (blk_start(z, i) - blk_start(z, w->first)),
+				 blk_start(z, i + 1) - blk_start(z, i), buf, off, len);
+	pthread_rwlock_unlock(&w->lock);
+	scratch_put(z, s);
+	return rc;
+}
+
+/* Load the window with as many blocks from I on as ZF_WINDOW stored bytes hold. */
+static int window_fill(struct zfile *z, uint64_t i)
+{
+	struct zf_window *w = &z->win;
+	uint64_t base = blk_start(z, i), end = i + 1;
+	int rc = 0;
+
+	while (end < z->nblocks && blk_start(z, end + 1) - base <= ZF_WINDOW)
+		end++;
+	pthread_rwlock_wrlock(&w->lock);
+	if (i < w->first || i >= w->end) {
+		size_t need = blk_start(z, end) - base;
+
+		w->first = w->end = 0;
+		if (w->cap < need) {
+			free(w->buf);
+			w->cap = need > ZF_WINDOW ? need : ZF_WINDOW;
+			if (!(w->buf = malloc(w->cap)))
+				w->cap = 0;
+		}
+		rc = w->buf ? read_stored(z, w->buf, i, end) : -ENOMEM;
+		if (rc == 0) {
+			w->first = i;
+			w->end = end;
+		}
+	}
+	pthread_rwlock_unlock(&w->lock);
 	return rc;
 }
 
 static ssize_t zf_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off)
 {
 	struct zfile *z = (struct zfile *)f;
-	uint64_t first, last, i, ra_blocks, batch_blocks;
-	bool seq;
+	uint64_t first, last, i, batch_blocks;
+	bool windowed;
 
 	if (off >= f->size || len == 0)
 		return 0;
@@ -348,35 +408,40 @@ static ssize_t zf_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off
 		len = f->size - off;
 	first = off >> z->bs_shift;
 	last = (off + len - 1) >> z->bs_shift;
-	seq = __atomic_load_n(&z->seq_next, __ATOMIC_RELAXED) == first;
+	/* Small reads that continue the previous one use the window. */
+	windowed = len <= ZF_WINDOW / 2 &&
+		   __atomic_load_n(&z->seq_next, __ATOMIC_RELAXED) == first;
 	__atomic_store_n(&z->seq_next, (off + len) >> z->bs_shift, __ATOMIC_RELAXED);
-	ra_blocks = seq ? ZF_READAHEAD >> z->bs_shift : 0;
 	batch_blocks = ZF_BATCH >> z->bs_shift;
 
 	for (i = first; i <= last;) {
 		uint64_t bstart = i << z->bs_shift, bend = bstart + blk_len(z, i);
 		uint64_t from = off > bstart ? off : bstart;
 		uint64_t to = off + len < bend ? off + len : bend;
-		uint64_t end, req_end;
+		uint64_t end;
 		int rc;
 
 		if (cache_get(z, i, (uint8_t *)buf + (from - off), from - bstart, to - from)) {
 			i++;
 			continue;
 		}
-		req_end = last + 1;
-		if (req_end - i > batch_blocks)
-			req_end = i + batch_blocks;
-		end = req_end;
-		if (ra_blocks && end == last + 1) {
-			end = req_end + ra_blocks;
-			if (end > z->nblocks)
-				end = z->nblocks;
+		if (windowed) {
+			rc = window_serve(z, i, buf, off, len);
+			if (rc == -ENOENT && window_fill(z, i) == 0)
+				rc = window_serve(z, i, buf, off, len);
+			if (rc == 0) {
+				i++;
+				continue;
+			}
+			/* Anything else: the direct path below reads again and retries. */
 		}
-		rc = read_batch(z, i, end, req_end, buf, off, len);
+		end = windowed ? i + 1 : last + 1;
+		if (end - i > batch_blocks)
+			end = i + batch_blocks;
+		rc = read_batch(z, i, end, buf, off, len);
 		if (rc)
 			return rc;
-		i = req_end;
+		i = end;
 	}
 	return len;
 }
@@ -396,14 +461,15 @@ static void zf_close(struct bdev_file *f)
 		free(z->slot[s].buf);
 	for (unsigned s = 0; s < ZF_SHARDS; s++)
 		pthread_mutex_destroy(&z->shard[s].mu);
-	while (z->dctx_free) {
-		struct zf_dctx *d = z->dctx_free;
+	while (z->scratch_free) {
+		struct zf_scratch *s = z->scratch_free;
 
-		z->dctx_free = d->next;
-		ZSTD_freeDCtx(d->ctx);
-		free(d);
+		z->scratch_free = s->next;
+		scratch_free(s);
 	}
-	pthread_mutex_destroy(&z->dctx_mu);
+	pthread_mutex_destroy(&z->scratch_mu);
+	pthread_rwlock_destroy(&z->win.lock);
+	free(z->win.buf);
 	if (z->own_raw)
 		bdev_file_close(z->raw);
 	free(z->slot);
@@ -540,7 +606,8 @@ static int open_view(struct bdev_file *raw, bool own, struct bdev_file **out)
 	z->f.ops = &zfile_ops;
 	for (unsigned s = 0; s < ZF_SHARDS; s++)
 		pthread_mutex_init(&z->shard[s].mu, NULL);
-	pthread_mutex_init(&z->dctx_mu, NULL);
+	pthread_mutex_init(&z->scratch_mu, NULL);
+	pthread_rwlock_init(&z->win.lock, NULL);
 	z->seq_next = ZF_NO_BLOCK;
 	rc = load_ht(z, &ht, &why);
 	if (rc == 0) {

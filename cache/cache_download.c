@@ -468,6 +468,8 @@ static void *dl_thread(void *arg)
 			if (j->state == DL_WAITING && !j->cancel &&
 			    (!pick || j->start_ms < pick->start_ms))
 				pick = j;
+		if (d->stop)
+			break; /* may have been set while the lock was dropped */
 		if (!pick) {
 			pthread_cond_wait(&d->cv, &d->lock);
 			continue;

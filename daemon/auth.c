@@ -60,7 +60,7 @@ int cfg_secret_file(const char *file, const char *path, char **out, char *err,
 	ssize_t n;
 	int fd;
 
-	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: cannot open secret file %s: %s", path, file,
 			 strerror(errno));

@@ -82,8 +82,9 @@ static void device_status(struct daemon *d, struct ddev *v, FILE *out)
 
 	fprintf(out, "target %s\n", v->iqn ? v->iqn : "-");
 	fprintf(out, "  spec %s/%s state %s\n", d->cfg->spool_dir, v->fname, state_name(v->state));
-	if (v->state == DDEV_FAILED && v->reason)
-		fprintf(out, "  result failed:%s\n", v->reason);
+	if (v->reason)
+		fprintf(out, "  result failed:%s%s\n", v->reason,
+			v->state == DDEV_SERVING ? " (still serving the previous spec)" : "");
 	if (!img || !v->sdev)
 		return;
 	fprintf(out, "  device %llu bytes, %s, %d layer%s, index %zu bytes\n",

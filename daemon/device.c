@@ -215,6 +215,30 @@ static bool iqn_taken(struct daemon *d, const struct ddev *self, const char *iqn
 	return false;
 }
 
+/*
+ * A serving device whose spec is rewritten with an invalid one (say, half
+ * written in place) keeps serving the previous spec: taking it down would
+ * only cut its sessions for nothing.  The reason still goes to resultFile.
+ */
+static bool spec_valid(struct daemon *d, struct ddev *v, const char *text, size_t len)
+{
+	char err[REASON_LEN];
+	struct spec *s = NULL;
+	char *rf;
+
+	if (spec_parse(text, len, d->cfg, v->name, &s, err, sizeof(err)) == 0) {
+		spec_free(s);
+		return true;
+	}
+	rf = spec_peek_result_file(text, len);
+	free(v->reason);
+	v->reason = strdup(err);
+	report(v, rf ? rf : v->spec->result_file, err);
+	log_warn("%s: the new spec is invalid; still serving the previous one", v->name);
+	free(rf);
+	return false;
+}
+
 static bool str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && !strcmp(a, b));
@@ -268,8 +292,36 @@ static bool auth_only_change(struct daemon *d, struct ddev *v, const char *text,
 	log_info("%s: CHAP/ACL updated in place", v->name);
 	spec_free(v->spec);
 	v->spec = s;
+	free(v->reason);
+	v->reason = NULL;
 	report(v, s->result_file, NULL);
 	return true;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (!strcmp(a, b))
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* A writable layer has one writer: a second spec naming it would corrupt it. */
+static bool upper_taken(struct daemon *d, const struct ddev *self, const struct spec *s,
+			const char **by)
+{
+	if (!s->upper_data)
+		return false;
+	for (struct ddev *v = d->devs; v; v = v->link)
+		if (v != self && v->spec && v->state != DDEV_FAILED && v->spec->upper_data &&
+		    (same_file(v->spec->upper_data, s->upper_data) ||
+		     same_file(v->spec->upper_index, s->upper_index))) {
+			*by = v->fname;
+			return true;
+		}
+	return false;
 }
 
 void ddev_spec_event(struct daemon *d, const char *fname)
@@ -308,8 +360,14 @@ void ddev_spec_event(struct daemon *d, const char *fname)
 		/* Same bytes: keep serving, but answer again (the writer may
 		 * have removed resultFile to wait for a fresh one). */
 		free(text);
+		free(v->reason);
+		v->reason = NULL;
 		if (v->spec->result_file && spec_write_result(v->spec->result_file, NULL) < 0)
 			log_error("%s: cannot write resultFile %s", v->name, v->spec->result_file);
+		return;
+	}
+	if (v && v->state == DDEV_SERVING && rc == 0 && !spec_valid(d, v, text, len)) {
+		free(text);
 		return;
 	}
 	if (!v && !(v = ddev_new(d, name, fname))) {
@@ -355,6 +413,12 @@ void ddev_spec_event(struct daemon *d, const char *fname)
 			 other);
 		free(v->iqn);
 		v->iqn = NULL;
+		fail(v, s->result_file, err);
+		return;
+	}
+	if (upper_taken(d, v, s, &other)) {
+		snprintf(err, sizeof(err), "upper layer %s is already in use by %s", s->upper_data,
+			 other);
 		fail(v, s->result_file, err);
 		return;
 	}

@@ -157,7 +157,8 @@ static void apply_reload(struct daemon *d, struct cfg *n)
 			log_warn("reload: portals change only on restart");
 	o->log_level = n->log_level;
 	log_set_level(o->log_level);
-	if (str_differs(o->log_path, n->log_path)) {
+	/* Re-opened even when unchanged, so logrotate can send SIGHUP. */
+	if (n->log_path || o->log_path) {
 		rc = log_open(n->log_path);
 		if (rc < 0)
 			log_error("reload: logPath %s: %s", n->log_path, strerror(-rc));

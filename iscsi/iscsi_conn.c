@@ -361,10 +361,14 @@ static int rx_advance(struct iscsi_conn *c, uint32_t n)
 
 int iscsi_conn_feed(struct iscsi_conn *c, const uint8_t *buf, size_t len)
 {
+	bool was_in_rx = c->in_rx;
+	int rc = 0;
+
+	/* Nothing frees the connection while its bytes are being parsed. */
+	c->in_rx = true;
 	while (len && c->state != CONN_CLOSED) {
 		uint8_t *ptr = NULL;
 		uint32_t need = 0, k;
-		int rc;
 
 		rx_need(c, &ptr, &need);
 		k = need < len ? need : (uint32_t)len;
@@ -376,11 +380,12 @@ int iscsi_conn_feed(struct iscsi_conn *c, const uint8_t *buf, size_t len)
 		if (rc < 0) {
 			/* A Reject may be queued: send it, then close. */
 			iscsi_conn_finish(c);
-			return -1;
+			break;
 		}
 		if (c->state == CONN_LOGOUT || c->login_delayed)
 			break; /* nothing more is read once we are ending */
 	}
+	c->in_rx = was_in_rx;
 	return c->state == CONN_CLOSED || c->state == CONN_LOGOUT ? -1 : 0;
 }
 

@@ -274,16 +274,19 @@ static void task_respond(struct iscsi_task *t)
 	int vi = 0;
 	size_t voff = 0;
 
-	/* 11.4.5.1: residuals for the data-in direction; write residuals
-	 * are the SCSI layer's to find (it knows the CDB). */
-	if (t->flags & 0x40 || produced) {
-		if (produced < want) {
-			resflags = 0x02; /* U */
-			residual = want - produced;
-		} else if (produced > want) {
-			resflags = 0x04; /* O */
-			residual = produced - want;
-		}
+	/* 11.4.5.1: residuals compare what the CDB moves (data-in produced,
+	 * or data-out the SCSI layer says the CDB asked for) with EDTL in
+	 * the direction the initiator declared. */
+	if (!(t->flags & 0x40) && !produced) {
+		want = (t->flags & 0x20) ? t->edtl : 0;
+		produced = st->out_want;
+	}
+	if (produced < want) {
+		resflags = 0x02; /* U */
+		residual = want - produced;
+	} else if (produced > want) {
+		resflags = 0x04; /* O */
+		residual = produced - want;
 	}
 	task_unlink(t);
 	s->ntotal++;
@@ -721,10 +724,23 @@ int iscsi_data_out_dest(struct iscsi_conn *c)
 	c->data = t->out_buf + off;
 	return 0;
 bad:
-	log_warn("iscsi %s: Data-Out ITT 0x%08x with DataSN %u offset %u length %u out of sequence, closing",
+	if (t->state == TASK_PENDING) {
+		/* Its CmdSN is still ahead of us: no clean way to end it
+		 * alone, so the connection goes (ErrorRecoveryLevel 0). */
+		log_warn("iscsi %s: Data-Out ITT 0x%08x with DataSN %u offset %u out of sequence, closing",
+			 c->peer, itt, datasn, off);
+		iscsi_send_reject(c, ISCSI_REJECT_PROTOCOL, h);
+		return -EPROTO;
+	}
+	/* 7.1.4.1 with ErrorRecoveryLevel 0: the command ends with a
+	 * data phase error; the payload is dropped and the session lives
+	 * on.  Later Data-Out for it finds no task and is rejected. */
+	log_warn("iscsi %s: Data-Out ITT 0x%08x with DataSN %u offset %u length %u out of sequence, command aborted",
 		 c->peer, itt, datasn, off, c->dsl);
-	iscsi_send_reject(c, ISCSI_REJECT_PROTOCOL, h);
-	return -EPROTO;
+	scsi_set_sense(&t->st, SCSI_SENSE_ABORTED_COMMAND, 0x4b00);
+	task_respond(t);
+	iscsi_task_free(t);
+	return 0;
 }
 
 int iscsi_data_out_pdu(struct iscsi_conn *c)

@@ -405,13 +405,13 @@ void scsi_read_capacity16(struct scsi_cmd *c)
 	uint8_t buf[32] = { 0 };
 	uint32_t alloc = get_be32(t->cdb + 10);
 
-	/* SBC-3 5.16: thin provisioned (LBPME), unmapped blocks read as
-	 * zero (LBPRZ).  One logical block per physical block: GET LBA
-	 * STATUS answers per logical block, and initiators (libiscsi's
-	 * conformance suite) expect descriptors at physical granularity. */
+	/* SBC-3 5.16: 4 KiB physical blocks (exponent 3, see GET LBA STATUS
+	 * in scsi_rw.c), thin provisioned (LBPME) unless read-only, unmapped
+	 * blocks read as zero (LBPRZ). */
 	put_be64(buf, c->d->blocks ? c->d->blocks - 1 : 0);
 	put_be32(buf + 8, SCSI_BLOCK_SIZE);
-	buf[14] = 0x80 | 0x40;
+	buf[13] = SCSI_LBPPB_EXP;
+	buf[14] = (c->d->ro ? 0 : 0x80) | 0x40;
 	scsi_cmd_reply(c, buf, alloc < sizeof(buf) ? alloc : sizeof(buf));
 	scsi_cmd_done(c);
 }

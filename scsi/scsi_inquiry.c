@@ -95,7 +95,6 @@ static uint32_t vpd_b0(uint8_t *b)
 	/* SBC-3 6.6.3 block limits, SBC-4 for the atomic fields. */
 	b[1] = 0xb0;
 	put_be16(b + 2, 0x3c);
-	b[4] = 0x01;                              /* WSNZ */
 	b[5] = SCSI_LIM_CAW_BLOCKS;
 	put_be16(b + 6, 8);                       /* optimal granularity: 4 KiB */
 	put_be32(b + 8, SCSI_LIM_XFER_BLOCKS);
@@ -163,10 +162,10 @@ void scsi_inquiry(struct scsi_cmd *c)
 		n = 64;
 		break;
 	case 0xb2: /* SBC-3 6.6.4 logical block provisioning: LBPU, LBPWS,
-		    * LBPWS10, LBPRZ; thin provisioned. */
+		    * LBPWS10 (not on a read-only stack), LBPRZ; thin. */
 		b[1] = 0xb2;
 		put_be16(b + 2, 4);
-		b[5] = 0x80 | 0x40 | 0x20 | 0x04;
+		b[5] = (d->ro ? 0 : 0x80 | 0x40 | 0x20) | 0x04;
 		b[6] = 0x02;
 		n = 8;
 		break;

@@ -59,6 +59,7 @@ enum {
 #define SCSI_SENSE_COPY_ABORTED 0xa
 
 /* Limits we advertise in the block limits VPD page and enforce. */
+#define SCSI_LBPPB_EXP 3u               /* 8 logical blocks per physical */
 #define SCSI_LIM_XFER_BLOCKS 16384u    /* 8 MiB per READ/WRITE */
 #define SCSI_LIM_CAW_BLOCKS 128u
 #define SCSI_LIM_ATOMIC_BLOCKS SCSI_LIM_XFER_BLOCKS

@@ -419,11 +419,6 @@ out:
 	scsi_cmd_done(c);
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return p[0] == 0 && !memcmp(p, p + 1, n - 1);
-}
-
 static void wsame_next(struct scsi_cmd *c);
 
 static void wsame_step_done(struct scsi_cmd *c)
@@ -475,9 +470,16 @@ void scsi_write_same(struct scsi_cmd *c)
 
 	c->lba = sixteen ? get_be64(t->cdb + 2) : get_be32(t->cdb + 2);
 	c->nblk = sixteen ? get_be32(t->cdb + 10) : get_be16(t->cdb + 7);
-	/* SBC-3 5.45: WSNZ is set in the block limits page, so zero blocks
-	 * is invalid, as is more than MAXIMUM WRITE SAME LENGTH. */
-	if (c->nblk == 0 || c->nblk > SCSI_LIM_WSAME_BLOCKS) {
+	/* SBC-3 5.45: WSNZ is clear, so zero blocks means up to the end of
+	 * the medium; either way no more than MAXIMUM WRITE SAME LENGTH. */
+	if (c->nblk == 0) {
+		if (c->lba >= c->d->blocks) {
+			scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+			goto out;
+		}
+		c->nblk = c->d->blocks - c->lba;
+	}
+	if (c->nblk > SCSI_LIM_WSAME_BLOCKS) {
 		scsi_sense_field(t, true, lb, 7);
 		goto out;
 	}
@@ -493,7 +495,10 @@ void scsi_write_same(struct scsi_cmd *c)
 	} else {
 		scsi_cmd_copy_out(t, pat, SCSI_BLOCK_SIZE, 0);
 	}
-	if (unmap && all_zero(pat, sizeof(pat))) {
+	/* SBC-3 4.7.3.4.2: with UNMAP the blocks are deallocated, and with
+	 * LBPRZ they then read as zeros whatever the pattern was (libiscsi's
+	 * WriteSame*.UnmapUntilEnd sends 0xFF and wants zeros back). */
+	if (unmap) {
 		c->stage = 1;
 	} else {
 		chunk = c->nblk < WSAME_CHUNK_BLOCKS ? c->nblk : WSAME_CHUNK_BLOCKS;
@@ -780,6 +785,17 @@ void scsi_get_lba_status(struct scsi_cmd *c)
 	if (lba >= d->blocks) {
 		scsi_set_sense(t, SCSI_SENSE_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
 		goto out;
+	}
+	/* We report 4 KiB physical blocks; a start inside one is answered
+	 * from the next physical boundary, which is what libiscsi's
+	 * GetLBAStatus.UnmapSingle expects (it asks at i + 1 after unmapping
+	 * [0, i) and wants the descriptor of i + 8).  At the last physical
+	 * block the LBA itself is used. */
+	if (lba & ((1u << SCSI_LBPPB_EXP) - 1)) {
+		uint64_t up = (lba | ((1u << SCSI_LBPPB_EXP) - 1)) + 1;
+
+		if (up < d->blocks)
+			lba = up;
 	}
 	memset(b, 0, sizeof(b));
 	max = alloc > 8 ? (alloc - 8) / 16 : 0;

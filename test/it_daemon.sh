@@ -64,6 +64,8 @@ expect_result "a..b" "$(obd_spec "a..b" "$(lowers_of $S/l1.lsmt)")" "invalid dev
 expect_result notlsmt "$(obd_spec notlsmt "$(lowers_of $S/l1.script)")" "failed to open layer 0"
 expect_result badupper "$(obd_spec badupper "$(lowers_of $S/l1.lsmt)" "$T/no-upper")" \
 	"failed to open upper layer"
+expect_result rw2 "$(obd_spec rw2 "$(lowers_of $S/l1.lsmt)" "$T/rw")" \
+	"upper layer $T/rw/data is already in use by rw.json"
 expect_result relpath "$(obd_spec relpath '[{"file": "rel/l1.lsmt"}]')" "lowers[0].file"
 expect_result GOOD "$(obd_spec GOOD "$(lowers_of $S/l1.lsmt)")" "duplicated target name"
 mkdir -p "$T/outside"
@@ -85,6 +87,20 @@ for i in $(seq 1 100); do
 	sleep 0.1
 done
 expect_eq "completed in-place spec" success "$(cat "$(obd_result_file inplace)")"
+log "a torn rewrite of a serving spec keeps the device serving"
+rm -f "$(obd_result_file inplace)"
+printf '%s' "${json:0:${#json}-10}" >"$OBD_SPOOL/inplace.json"
+res=$(obd_wait_result "$(obd_result_file inplace)")
+case "$res" in failed:invalid\ JSON*) ;; *) fail "torn rewrite: expected failed:invalid JSON..., got '$res'" ;; esac
+targets | grep -qF "$(obd_iqn inplace)" || fail "expected $(obd_iqn inplace) still served after a torn rewrite, got: $(targets)"
+"$DAEMON" status --socket "$OBD_SOCK" | grep -q "still serving the previous spec" ||
+	fail "status: expected the pending spec error, got: $("$DAEMON" status --socket "$OBD_SOCK")"
+printf '%s' "$json" >"$OBD_SPOOL/inplace.json"
+for i in $(seq 1 100); do
+	[ "$(cat "$(obd_result_file inplace)")" = success ] && break
+	sleep 0.1
+done
+expect_eq "in-place spec completed again" success "$(cat "$(obd_result_file inplace)")"
 
 log "the good device still serves the right bytes"
 expect_eq "sha256 of good after bad specs" "$(manifest_hash L123)" "$(sha256_of_target "$(obd_url good)")"

@@ -228,6 +228,95 @@ done
 n=$(cat "$REG_DIR/state/requests")
 [ "$n" -ge 20 ] || fail "redirect: expected the storage server to serve the reads (>= 20), got $n"
 
+log "daemon: remote stack over iSCSI, token auth: cold, warm, restart with the registry stopped"
+need iscsi-inq jq
+new_registry token
+push_vectors
+L1=stack-a/l1.lz4.zfile L2=stack-a/l2.zstd-bs64.zfile L3=stack-a/l3.lz4.tar
+host=127.0.0.1:$REG_PORT
+printf '{"auths": {"%s/test": {"username": "testuser", "password": "testpass"}}}\n' "$host" >"$CRED"
+lower() { # VECTOR [DIR]
+	printf '{"digest": "%s", "size": %d%s}' "${DIGEST[$1]}" "$(stat -c %s "$DATA/$1")" \
+		"${2:+, \"dir\": \"$2\"}"
+}
+remote_spec() { # NAME URL [DOWNLOAD_JSON] [DIRS_PREFIX]
+	local p=${4:-}
+	obd_spec "$1" "[$(lower $L1 ${p:+$p/1}), $(lower $L2 ${p:+$p/2}), $(lower $L3 ${p:+$p/3})]" "" \
+		"\"repoBlobUrl\": \"$2\"${3:+, \"download\": $3}"
+}
+obd_start "\"credentialFilePath\": \"$CRED\""
+L123=$(manifest_hash L123)
+obd_add_spec cold "$(remote_spec cold "$BLOBS")" >/dev/null
+t0=$(date +%s%N)
+expect_eq "remote stack, cold" "$L123" "$(sha256_of_target "$(obd_url cold)")"
+log "cold read of the 1 GiB device: $((($(date +%s%N) - t0) / 1000000)) ms"
+expect_eq "remote stack, warm" "$L123" "$(sha256_of_target "$(obd_url cold)")"
+"$DAEMON" status --socket "$OBD_SOCK" >"$T/status" 2>&1 || fail "status failed: $(cat "$T/status")"
+grep -q remote "$T/status" || fail "status: expected remote layers, got: $(cat "$T/status")"
+obd_stop
+reg_stop_registry
+rm -f "$(obd_result_file cold)"
+obd_start
+expect_eq "restart, registry stopped: result" success "$(obd_wait_result "$(obd_result_file cold)")"
+expect_eq "restart, registry stopped: cached reads" "$L123" "$(sha256_of_target "$(obd_url cold)")"
+reg_start_registry || fail "registry restart failed"
+
+log "daemon: rotated credential file takes effect without a restart"
+printf '{"auths": {"%s": {"username": "testuser", "password": "old"}}}\n' "$host" >"$CRED"
+obd_stop
+rm -rf "$T/cache"
+obd_start
+got=$(obd_add_spec rot1 "$(remote_spec rot1 "$BLOBS")" failed:) || exit 1
+case $got in *"Authentication failed"*) ;; *) fail "wrong password: expected 'Authentication failed', got '$got'" ;; esac
+printf '{"auths": {"%s/test/blob": {"username": "testuser", "password": "testpass"}}}\n' "$host" >"$CRED"
+obd_add_spec rot2 "$(remote_spec rot2 "$BLOBS")" >/dev/null
+expect_eq "after rotating the credential file" "$L123" "$(sha256_of_target "$(obd_url rot2)")"
+obd_remove_spec rot1
+obd_remove_spec rot2
+
+log "daemon: kill -9 during fills, then no wrong byte"
+obd_stop
+rm -rf "$T/cache"
+obd_start
+reg_fault_start || fail "fault proxy did not start"
+echo "slow 1000" >"$REG_FAULT_CTL"
+obd_add_spec k9 "$(remote_spec k9 "$REG_FAULT_URL/v2/$REPO/blobs")" >/dev/null
+sha256_of_target "$(obd_url k9)" >/dev/null 2>&1 &
+pid=$!
+track_pid "$pid"
+sleep 1.5
+obd_kill9
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+echo ok >"$REG_FAULT_CTL"
+rm -f "$(obd_result_file k9)"
+obd_start
+expect_eq "after kill -9: result" success "$(obd_wait_result "$(obd_result_file k9)")"
+expect_eq "after kill -9 during fills" "$L123" "$(sha256_of_target "$(obd_url k9)")"
+obd_remove_spec k9
+
+log "daemon: background download, then the registry stopped"
+obd_stop
+rm -rf "$T/cache"
+mkdir -p "$T/layers/1" "$T/layers/2" "$T/layers/3"
+obd_start
+obd_add_spec dl "$(remote_spec dl "$BLOBS" \
+	'{"enable": true, "delay": 0, "delayExtra": 0, "maxMBps": 0}' "$T/layers")" >/dev/null
+for i in $(seq 1 300); do
+	[ -e "$T/layers/1/overlaybd.commit" ] && [ -e "$T/layers/2/overlaybd.commit" ] &&
+		[ -e "$T/layers/3/overlaybd.commit" ] && break
+	sleep 0.1
+done
+for n in 1 2 3; do
+	[ -e "$T/layers/$n/overlaybd.commit" ] || fail "download: expected $T/layers/$n/overlaybd.commit within 30 s"
+done
+expect_eq "downloaded layer 1" "${SHA[$L1]}" "$(sha_of "$T/layers/1/overlaybd.commit")"
+reg_stop_registry
+"$DAEMON" status --socket "$OBD_SOCK" >"$T/status" 2>&1
+grep -q downloaded "$T/status" || fail "status: expected downloaded layers, got: $(cat "$T/status")"
+expect_eq "downloaded, registry stopped" "$L123" "$(sha256_of_target "$(obd_url dl)")"
+obd_stop
+
 reg_stop
 REG_DIR=
 log "ok"

@@ -55,6 +55,10 @@ skip() {
 # Remember a background pid so the EXIT trap kills it.
 track_pid() { _lib_pids+=("$1"); }
 
+# at_exit CMD: run CMD (e.g. an umount) in the EXIT trap, after the processes are killed.
+_lib_hooks=()
+at_exit() { _lib_hooks+=("$1"); }
+
 _lib_cleanup() {
 	local rc=$? p
 	trap - EXIT TERM INT HUP
@@ -63,6 +67,9 @@ _lib_cleanup() {
 	done
 	for p in "${_lib_pids[@]}"; do
 		wait "$p" 2>/dev/null
+	done
+	for p in "${_lib_hooks[@]}"; do
+		eval "$p" 2>/dev/null
 	done
 	if [ "$rc" != 0 ] || [ "$_lib_failed" != 0 ]; then
 		echo "---- $TEST_NAME failed (rc $rc); last lines of $OBD_LOG:" >&2
@@ -183,10 +190,10 @@ obd_start() {
 
 obd_alive() { [ -n "$OBD_PID" ] && kill -0 "$OBD_PID" 2>/dev/null; }
 
-# obd_stop: SIGTERM, wait for the exit, which must be status 0 (drained and flushed).
-obd_stop() {
-	local i rc
-	[ -n "$OBD_PID" ] || fail "obd_stop: daemon not running"
+# obd_term: SIGTERM, wait for the exit; its status goes to OBD_RC.
+obd_term() {
+	local i
+	[ -n "$OBD_PID" ] || fail "obd_term: daemon not running"
 	kill -TERM "$OBD_PID" 2>/dev/null || fail "obd_stop: daemon $OBD_PID already gone"
 	for i in $(seq 1 $((OBD_WAIT * 10))); do
 		kill -0 "$OBD_PID" 2>/dev/null || break
@@ -196,9 +203,14 @@ obd_stop() {
 		fail "expected the daemon to exit within ${OBD_WAIT}s of SIGTERM, it is still running"
 	fi
 	wait "$OBD_PID"
-	rc=$?
+	OBD_RC=$?
 	OBD_PID=
-	[ "$rc" = 0 ] || fail "expected exit status 0 after SIGTERM, got $rc"
+}
+
+# obd_stop: obd_term, and the status must be 0 (drained and flushed).
+obd_stop() {
+	obd_term
+	[ "$OBD_RC" = 0 ] || fail "expected exit status 0 after SIGTERM, got $OBD_RC"
 }
 
 obd_kill9() {
@@ -302,6 +314,24 @@ manifest_hash() {
 	L123) echo 7c77d72ce9d7cb7460334483bcc15a3d170c5381c7158ced5118931c0a583370 ;;
 	ext4) echo 08a2be25e3ea4ff5e715b4282c8b8f36960bdf6ee688580ed8852568f6ea3961 ;;
 	*) fail "manifest_hash: unknown stack $1" ;;
+	esac
+}
+
+# manifest_head_hash STACK / manifest_tail_hash STACK: sha256 of the first 32 MiB and of the
+# last 64 KiB of the device (MANIFEST.md); together they cover every non-zero byte of stack A.
+manifest_head_hash() {
+	case "$1" in
+	L1) echo 539c8964977c059e05a7a6fdf5c1680d9c068e46fe575895994c5981d6040140 ;;
+	L12) echo 416e04aa8ab6add6c54078b097a6b2e42ea91d946ec6c307fdfee5fc1b6bf545 ;;
+	L123) echo 34ec72abd9bc7fd3ae8e627e2c3a9eb7b66f0fe872b9247da0f38e4b087c28ef ;;
+	*) fail "manifest_head_hash: unknown stack $1" ;;
+	esac
+}
+manifest_tail_hash() {
+	case "$1" in
+	L1) echo ee7f70bc65a1a9204f100301862d82ce4eaff23e5b02f77df9309bf744a635c1 ;;
+	L12 | L123) echo c914855a0ea408f6258492e2763d832d51a52aab7dda24f80ec421025f96a4f9 ;;
+	*) fail "manifest_tail_hash: unknown stack $1" ;;
 	esac
 }
 

@@ -404,7 +404,7 @@ static void test_inquiry(void **state)
 			 r->in[5], r->in[7]);
 	c[2] = 0xb0;
 	r = in(f, f->a, c, 6, 255);
-	if (r->in_n != 64 || r->in[3] != 0x3c || r->in[4] != 1 || r->in[5] != 128)
+	if (r->in_n != 64 || r->in[3] != 0x3c || r->in[4] != 0 || r->in[5] != 128)
 		fail_msg("VPD B0: got %u bytes, len %02x WSNZ %x CAW %u", r->in_n, r->in[3],
 			 r->in[4], r->in[5]);
 	c[2] = 0xb2;
@@ -428,7 +428,7 @@ static void test_capacity_and_luns(void **state)
 		fail_msg("READ CAPACITY(10): wrong data");
 	rc16[13] = 32;
 	r = in(f, f->a, rc16, 16, 32);
-	if (r->in_n != 32 || r->in[7] != 0xff || r->in[5] != 0x01 || r->in[13] != 0 ||
+	if (r->in_n != 32 || r->in[7] != 0xff || r->in[5] != 0x01 || r->in[13] != 3 ||
 	    r->in[14] != 0xc0)
 		fail_msg("READ CAPACITY(16): wrong data");
 	rl[9] = 16;
@@ -567,14 +567,25 @@ static void test_write_same_unmap_lba_status(void **state)
 	for (int i = 0; i < 8192; i++)
 		if (back[i] != 0x5a)
 			fail_msg("WRITE SAME byte %d: expected 5a, got %02x", i, back[i]);
+	/* Zero blocks: to the end, which is more than 65535 blocks here. */
 	cdb10(c, 0x41, 1000, 0);
 	expect_sense(run(f, f->a, c, 10, SCSI_DIR_WRITE, pat, 512, 0), SCSI_SENSE_ILLEGAL_REQUEST,
-		     0x2400, 0xcf0007, "WRITE SAME(10) 0 blocks (WSNZ)");
+		     0x2400, 0xcf0007, "WRITE SAME(10) 0 blocks from 1000");
+	cdb10(c, 0x41, DEV_BLOCKS - 8, 0);
+	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, pat, 512, 0), 0,
+		      "WRITE SAME(10) 0 blocks from the last 8");
+	assert_int_equal(bdev_pread(f->bd, back, 4096, DEV_BYTES - 4096), 0);
+	if (back[0] != 0x5a || back[4095] != 0x5a)
+		fail_msg("WRITE SAME to the end: expected 5a, got %02x..%02x", back[0], back[4095]);
+	cdb10(c, 0x41, DEV_BLOCKS, 0);
+	expect_sense(run(f, f->a, c, 10, SCSI_DIR_WRITE, pat, 512, 0), SCSI_SENSE_ILLEGAL_REQUEST,
+		     0x2100, 0, "WRITE SAME(10) 0 blocks past the end");
 	cdb10(c, 0x41, 1000, 2);
 	expect_sense(run(f, f->a, c, 10, SCSI_DIR_WRITE, back, 1024, 0),
 		     SCSI_SENSE_ILLEGAL_REQUEST, 0x2400, 0xcf0007, "WRITE SAME(10) 2 blocks out");
-	/* UNMAP with zeros unmaps; GET LBA STATUS sees it. */
-	memset(pat, 0, sizeof(pat));
+	/* WRITE SAME with UNMAP deallocates whatever the pattern (LBPRZ);
+	 * GET LBA STATUS sees it. */
+	memset(pat, 0xee, sizeof(pat));
 	cdb16(c, 0x93, 1000, 8);
 	c[1] = 0x08;
 	expect_status(run(f, f->a, c, 16, SCSI_DIR_WRITE, pat, 512, 0), 0, "WRITE SAME(16) UNMAP");
@@ -586,6 +597,14 @@ static void test_write_same_unmap_lba_status(void **state)
 	    r->in[24 + 12] != 0 || r->in[24 + 11] != 8)
 		fail_msg("GET LBA STATUS: expected 8 deallocated + 8 mapped, got len %u %u/%x %u/%x",
 			 r->in[3], r->in[19], r->in[20], r->in[35], r->in[36]);
+	/* A start inside a 4 KiB physical block answers from the next one. */
+	cdb16(c, 0x9e, 1001, 0);
+	c[1] = 0x12;
+	c[13] = 24;
+	r = in(f, f->a, c, 16, 24);
+	if (r->t.status || r->in[8 + 6] != 0x03 || r->in[8 + 7] != 0xf0 || r->in[8 + 12] != 0)
+		fail_msg("GET LBA STATUS at 1001: expected mapped from 1008, got %02x%02x/%x",
+			 r->in[14], r->in[15], r->in[20]);
 	/* UNMAP the other 8. */
 	unmap[8 + 7] = (1008 & 0xff);
 	unmap[8 + 6] = 1008 >> 8;
@@ -772,7 +791,7 @@ static void test_mode_pages(void **state)
 {
 	struct fx *f = *state;
 	uint8_t ms[10] = { 0x5a, 0, 0x0a, 0, 0, 0, 0, 0, 255, 0 }, sel[6] = { 0x15, 0x10 };
-	uint8_t page[4 + 8 + 12], c[10];
+	uint8_t page[4 + 8 + 12], c[10], blk[512] = { 0 };
 	struct res *r;
 
 	clear_ua(f, f->a);
@@ -801,7 +820,7 @@ static void test_mode_pages(void **state)
 	expect_status(run(f, f->a, sel, 6, SCSI_DIR_WRITE, page, sizeof(page), 0), 0,
 		      "MODE SELECT(6)");
 	cdb10(c, 0x2a, 0, 1);
-	r = run(f, f->a, c, 10, SCSI_DIR_WRITE, page, 512, 0);
+	r = run(f, f->a, c, 10, SCSI_DIR_WRITE, blk, 512, 0);
 	expect_status(r, SCSI_STATUS_CHECK_CONDITION, "WRITE with SWP");
 	if (r->t.sense[0] != 0x72 || r->t.sense[1] != 7 || r->t.sense[2] != 0x27)
 		fail_msg("descriptor sense expected 72/7/27h, got %02x/%x/%02x", r->t.sense[0],
@@ -815,7 +834,7 @@ static void test_mode_pages(void **state)
 	/* A LUN reset restores the defaults. */
 	scsi_tmf(f->a, SCSI_TMF_LUN_RESET);
 	clear_ua(f, f->b);
-	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, page, 512, 0), 0, "WRITE after reset");
+	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, blk, 512, 0), 0, "WRITE after reset");
 }
 
 static void test_mode_select_errors(void **state)

@@ -1,0 +1,5 @@
+#!/bin/bash
+# it_soak: the bounded soak of `make test` (test/soak.sh for SOAK_SECONDS, default 45 here).
+SOAK_SECONDS=${SOAK_SECONDS:-45}
+export SOAK_SECONDS
+. "$(dirname "$0")/soak.sh"
