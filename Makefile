@@ -101,7 +101,8 @@ bench: all
 soak: all
 	@BUILD=$(BUILD) test/soak.sh
 
-run: all
+run: deps
+	$(MAKE) all
 	@daemon/demo.sh
 
 e2e: all

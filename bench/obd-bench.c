@@ -732,7 +732,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.mode == MODE_FILL) {
-		uint64_t total = (lun_bytes + o.chunk - 1) / o.chunk;
+		off_t fsize = lseek(ref_fd, 0, SEEK_END);
+		uint64_t end = fsize > 0 && (uint64_t)fsize < lun_bytes ? (uint64_t)fsize : lun_bytes;
+		uint64_t total = (end + o.chunk - 1) / o.chunk;
 
 		fill_chunks = total > o.phase ? (total - o.phase + o.stride - 1) / o.stride : 0;
 		o.warmup = 0;
@@ -743,7 +745,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		/* each session streams its own part of the LUN */
-		ss[i].cursor = lun_bytes / o.sessions * i / o.bs * o.bs;
+		uint64_t span = o.span && o.span < lun_bytes ? o.span : lun_bytes;
+
+		ss[i].cursor = span / o.sessions * i / o.bs * o.bs;
 	}
 
 	uint64_t t_start = now_ns();

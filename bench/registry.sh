@@ -5,19 +5,21 @@
 #   warm (cached) read vs the same reads from a local copy
 #   unthrottled background download vs one full GET
 #   peak RSS of the fetcher reading the whole blob
-# Through iSCSI, bench/run.sh adds the daemon's figures when it is wired.
+# then through the daemon over iSCSI (a remote LSMT layer of SIZE_MiB):
+#   time to ready of 1 and of 10 remote lowers vs one ranged GET
+#   cold and warm sequential reads vs curl and vs the same layer local
+#   the daemon's peak RSS
 # MB = 10^6 bytes.  Usage: bench/registry.sh [SIZE_MiB] (default 256).
-set -u
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+. "$(dirname "$0")/../test/lib.sh"
+set +o pipefail
 FETCH=$BUILD/bin/overlaybd-fetch
+MKLAYER=$BUILD/bench/mklayer
 MIB=${1:-256}
 SIZE=$((MIB << 20))
 RUNS=${RUNS:-3}
-REG_DIR=$(mktemp -d /tmp/bench-registry.XXXXXX)
+REG_DIR=$T/reg
+mkdir -p "$REG_DIR"
 . "$ROOT/test/registry.sh"
-trap 'reg_stop; rm -rf "$REG_DIR"' EXIT
 
 [ -x "$FETCH" ] || { echo "no $FETCH (make all)" >&2; exit 1; }
 reg_start anon >/dev/null || { echo "docker-registry did not start" >&2; exit 1; }
@@ -93,17 +95,23 @@ done
 row "warm, 128 KiB reads, 4 thr" "$(printf '%s\n' "${warm[@]}" | median)" \
 	"$(printf '%s\n' "${local_[@]}" | median)" "local copy, dd 128 KiB"
 
-full=() dl=()
+full=() ffile=() dl=()
 for r in $(seq 1 "$RUNS"); do
 	t0=$(now)
 	curl -s -o /dev/null "$URL"
 	full+=($(($(now) - t0)))
+	t0=$(now)
+	curl -s -o "$REG_DIR/full" "$URL" && sha256sum "$REG_DIR/full" >/dev/null && sync "$REG_DIR/full"
+	ffile+=($(($(now) - t0)))
+	rm -f "$REG_DIR/full"
 	rm -rf "$REG_DIR/dl"
 	mkdir -p "$REG_DIR/dl"
 	dl+=("$(fetch_time --download "$REG_DIR/dl" --length 0)")
 done
 row "background download, unthrottled" "$(printf '%s\n' "${dl[@]}" | median)" \
 	"$(printf '%s\n' "${full[@]}" | median)" "curl full GET"
+row "background download, unthrottled" "$(printf '%s\n' "${dl[@]}" | median)" \
+	"$(printf '%s\n' "${ffile[@]}" | median)" "GET to file+sha256+sync"
 
 /usr/bin/time -o "$REG_DIR/rss" -f %M "$FETCH" -o /dev/null --bs 1048576 --threads 4 "$BLOBS" \
 	"$DIGEST" 2>/dev/null
@@ -112,3 +120,57 @@ rm -rf "$REG_DIR/cache"
 /usr/bin/time -o "$REG_DIR/rss" -f %M "$FETCH" -o /dev/null --bs 131072 --threads 4 \
 	--cache-dir "$REG_DIR/cache" "$BLOBS" "$DIGEST" 2>/dev/null
 echo "peak RSS reading $MIB MiB remote (4 threads, cache + read-ahead): $(cat "$REG_DIR/rss") KiB"
+
+echo
+echo "through the daemon over iSCSI: a remote LSMT layer with $MIB MiB of data"
+"$MKLAYER" "$T/big.lsmt" "$MIB" || exit 1
+LDIGEST=$(reg_push bench/blob "$T/big.lsmt") || exit 1
+LSIZE=$(stat -c %s "$T/big.lsmt")
+URL=$BLOBS/$LDIGEST
+one_get=()
+for r in 1 2 3 4 5; do
+	one_get+=("$(curl -s -o /dev/null -r 0-4095 -w '%{time_total}' "$URL" |
+		awk '{ printf "%d", $1 * 1e9 }')")
+done
+GET_NS=$(printf '%s\n' "${one_get[@]}" | median)
+
+obd_start
+spec_ready() { # NAME JSON: ns from the spec landing to its result
+	local t0 res
+	t0=$(now)
+	res=$(obd_add_spec "$1" "$2") || exit 1
+	echo $(($(now) - t0))
+}
+rlower() { printf '{"digest": "%s", "size": %d}' "$1" "$2"; }
+ms() { echo "$1" | awk '{ printf "%.1f", $1 / 1e6 }'; }
+read_ns() { # NAME: ns to read the data range of the device through iSCSI
+	local t0
+	t0=$(now)
+	"$OBD_ISCSI" read --initiator "$INITIATOR" --length "$SIZE" "$(obd_url "$1")" >/dev/null ||
+		exit 1
+	echo $(($(now) - t0))
+}
+t=$(spec_ready cold "$(obd_spec cold "[$(rlower "$LDIGEST" "$LSIZE")]" "" \
+	"\"repoBlobUrl\": \"$BLOBS\"")")
+echo "time to ready, 1 remote lower: $(ms "$t") ms (one 4 KiB ranged GET: $(ms "$GET_NS") ms," \
+	"ratio $(ratio "$t" "$GET_NS"))"
+MIB_SAVE=$MIB
+cold=$(read_ns cold)
+base=$(curl_ranges 4)
+row "iSCSI cold sequential read" "$cold" "$base" "curl ranges, 4 conn"
+warm=$(read_ns cold)
+obd_add_spec local "$(obd_spec local "$(lowers_of "$T/big.lsmt")")" >/dev/null
+local_ns=$(read_ns local)
+row "iSCSI warm (cached) read" "$warm" "$local_ns" "same layer, local file"
+echo "daemon peak RSS after reading $MIB MiB remote: $(awk '/VmHWM/ { print $2 }' /proc/"$OBD_PID"/status) KiB"
+
+lowers=""
+for i in $(seq 1 10); do
+	"$MKLAYER" "$T/l$i.lsmt" 1 $((i * 8)) "$i" || exit 1
+	d=$(reg_push bench/blob "$T/l$i.lsmt") || exit 1
+	lowers="$lowers${lowers:+, }$(rlower "$d" "$(stat -c %s "$T/l$i.lsmt")")"
+done
+t=$(spec_ready ten "$(obd_spec ten "[$lowers]" "" "\"repoBlobUrl\": \"$BLOBS\"")")
+echo "time to ready, 10 remote lowers: $(ms "$t") ms (one 4 KiB ranged GET: $(ms "$GET_NS") ms," \
+	"ratio $(ratio "$t" "$GET_NS"))"
+obd_stop

@@ -185,9 +185,11 @@ static int load_map(struct cache_blob *b, const char *data, const char *map)
 		memcpy(h.magic, CACHE_MAP_MAGIC, 8);
 		h.unit = b->s->unit;
 		h.size = b->size;
+		/* No sync: a lost header only loses the (empty) map, and
+		 * stale data never counts without its bit. */
 		if (ftruncate(b->map_fd, 0) ||
 		    pwrite(b->map_fd, &h, sizeof(h), 0) != sizeof(h) ||
-		    ftruncate(b->map_fd, CACHE_MAP_HDR + mlen) || fdatasync(b->map_fd))
+		    ftruncate(b->map_fd, CACHE_MAP_HDR + mlen))
 			return errno ? -errno : -EIO;
 	}
 	memcpy(b->map, b->dmap, mlen);

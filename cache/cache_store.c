@@ -164,10 +164,27 @@ int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size)
 {
 	char data[PATH_MAX], map[PATH_MAX];
 	struct cache_map_hdr h;
+	struct cache_blob *b;
 	int fd, err = cache_blob_paths(s, digest, data, map, sizeof(data));
 
 	if (err)
 		return err;
+	/* Only a blob with data counts: a map is created before the first
+	 * fetch, which may have been refused. */
+	pthread_mutex_lock(&s->lock);
+	for (b = s->blobs; b; b = b->next)
+		if (!strcmp(b->digest, digest))
+			break;
+	if (!b || !b->bytes) {
+		pthread_mutex_unlock(&s->lock);
+		return -ENOENT;
+	}
+	if (b->refs) {
+		*size = b->size;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&s->lock);
 	fd = open(map, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -ENOENT;

@@ -598,5 +598,5 @@ void iscsi_conn_maybe_free(struct iscsi_conn *c)
 	free(c->data_own);
 	free(c->ring);
 	free(c);
-	iscsi_server_conn_gone(s, NULL);
+	iscsi_server_conn_gone(s);
 }

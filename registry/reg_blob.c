@@ -31,6 +31,7 @@ struct reg_blob {
 	struct cache_dl_job *dl;
 	int local_fd; /* >= 0 once switched to the downloaded copy */
 	int refs;     /* the opener's, plus one while a download job holds it */
+	int last_err; /* reason of the last failed remote read */
 	uint64_t remote_bytes, remote_reqs;
 };
 
@@ -76,6 +77,14 @@ static enum reg_verdict get_range(struct reg_blob *b, const char *url, const cha
 	v = reg_classify(r, err);
 	if (v != REG_OK)
 		return v;
+	/* The blob must be the size the spec says (config.md 1.1). */
+	if ((r->status == 206 && r->cr_total && r->cr_total != b->f.size) ||
+	    (r->status == 200 && r->has_cl && r->content_length != b->f.size)) {
+		log_error("registry: %s is %" PRIu64 " bytes, the spec says %" PRIu64, b->url,
+			  r->status == 206 ? r->cr_total : r->content_length, b->f.size);
+		*err = -EIO;
+		return REG_FATAL;
+	}
 	/* Trust Content-Range: a 206 that starts past OFF or ends short is a
 	 * short body, retried like a reset. */
 	if (r->status == 206 && (!r->has_cr || r->cr_start > off)) {
@@ -174,7 +183,7 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 
 			reg_http_free(&r);
 			if (!reg_retry_backoff(&rt, ra))
-				return err == -EBUSY || err == -ETIMEDOUT ? err : -EIO;
+				return err ? err : -EIO;
 		}
 	}
 }
@@ -190,6 +199,9 @@ ssize_t reg_blob_remote_read(struct reg_blob *b, void *buf, size_t len, uint64_t
 	if (!len)
 		return 0;
 	err = remote_read_exact(b, buf, len, off);
+	if (err)
+		__atomic_store_n(&b->last_err, err, __ATOMIC_RELAXED);
+	/* The SCSI layer maps -EIO to MEDIUM ERROR; the reason is logged. */
 	return err ? (err == -ENOMEM ? err : -EIO) : (ssize_t)len;
 }
 
@@ -272,6 +284,29 @@ static const struct bdev_file_ops reg_blob_ops = {
 
 /* The size probe (config.md 4.1): a one-byte ranged GET, whose
  * Content-Range names the whole size; also settles auth and redirects. */
+static int probe_size(struct reg_blob *b, uint64_t *size);
+
+/* Fill the blob's first cache unit (and check the size on the way). */
+static int open_first_unit(struct reg_blob *b, uint64_t size)
+{
+	unsigned char one;
+	ssize_t n;
+	int err;
+
+	err = cache_blob_open(b->c->cache, b->digest, size, cache_fetch, b, &b->cb);
+	if (err) {
+		log_warn("registry: no disk cache for %s (%s), reading from the registry",
+			 b->digest, strerror(-err));
+		b->cb = NULL;
+		return probe_size(b, &size);
+	}
+	n = cache_blob_pread(b->cb, &one, 1, 0);
+	if (n == 1)
+		return 0;
+	err = __atomic_load_n(&b->last_err, __ATOMIC_RELAXED);
+	return err ? err : n < 0 ? (int)n : -EIO;
+}
+
 static int probe_size(struct reg_blob *b, uint64_t *size)
 {
 	unsigned char one;
@@ -397,12 +432,17 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		err = -ENOMEM;
 		goto fail;
 	}
-	if (size && c->cache && !cache_known_size(c->cache, digest, &probed) && probed == size) {
-		/* An earlier open checked this size against the registry: open
-		 * now and meet the registry (auth, redirects) on the first miss,
-		 * so cached layers come up even while the registry is away. */
-		log_debug("registry: %s known to the cache, not probing", b->url);
+	if (size && c->cache) {
+		/* The size comes from the spec: no separate probe.  An earlier
+		 * open that recorded it lets us start without the registry
+		 * (cached layers come up while it is away); otherwise the
+		 * first unit, which the layer's header read needs next anyway,
+		 * is fetched now and its Content-Range checks the size. */
+		probed = size;
+		b->f.size = size;
 		err = 0;
+		if (cache_known_size(c->cache, digest, &probed) || probed != size)
+			err = open_first_unit(b, size);
 	} else {
 		err = probe_size(b, &probed);
 	}
@@ -414,7 +454,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 	if (err)
 		goto fail;
 	b->f.size = probed;
-	if (c->cache) {
+	if (c->cache && !b->cb) {
 		err = cache_blob_open(c->cache, digest, probed, cache_fetch, b, &b->cb);
 		if (err) {
 			log_warn("registry: no disk cache for %s (%s), reading from the registry",
@@ -425,6 +465,8 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 	*out = &b->f;
 	return 0;
 fail:
+	if (b->cb)
+		cache_blob_close(b->cb);
 	if (errbuf)
 		snprintf(errbuf, errlen, "failed to open remote file /%s: %s",
 			 b->url ? b->url : repo_blob_url, reg_reason(err));

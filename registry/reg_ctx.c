@@ -62,7 +62,7 @@ int reg_ctx_create(struct ev_loop *loop, const struct reg_config *cfg, struct re
 	c->cache_size = cfg->cache_size ? cfg->cache_size : 4ull << 30;
 	c->cache_free_floor = cfg->cache_free_floor ? cfg->cache_free_floor : 1ull << 30;
 	c->timeout_sec = cfg->timeout_sec ? cfg->timeout_sec : 30;
-	c->max_host_conns = cfg->max_host_conns ? cfg->max_host_conns : 4;
+	c->max_host_conns = cfg->max_host_conns ? cfg->max_host_conns : 8;
 	c->refill_size = cfg->refill_size ? cfg->refill_size : 256 * 1024;
 	if (!c->loop || !c->user_agent) {
 		ctx_free(c);

@@ -75,6 +75,10 @@ static void check_done(struct reg_ctx *c)
 			if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &u) == CURLE_OK && u)
 				r->redirect = strdup(u);
 		}
+		if (log_get_level() <= LOG_LVL_DEBUG)
+			log_debug("registry: %s %s %" PRIu64 "+%" PRIu64 ": %ld (curl %d) in %" PRIu64
+				  " ms", r->head ? "HEAD" : "GET", r->url, r->range_off,
+				  r->range_len, r->status, r->cc, reg_now_ms() - r->start_ms);
 		curl_multi_remove_handle(c->multi, e);
 		curl_easy_cleanup(e);
 		curl_slist_free_all(r->hdrs);
@@ -400,6 +404,7 @@ int reg_http_do(struct reg_ctx *c, struct reg_http_req *r)
 		r->cc = CURLE_ABORTED_BY_CALLBACK;
 		return 0;
 	}
+	r->start_ms = reg_now_ms();
 	r->status = 0;
 	r->got = 0;
 	r->body_pos = 0;

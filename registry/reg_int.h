@@ -47,6 +47,7 @@ struct reg_http_req {
 	char errbuf[CURL_ERROR_SIZE];
 	/* private to reg_fetch.c */
 	uint64_t body_pos;      /* body bytes seen so far */
+	uint64_t start_ms;
 	bool enough;            /* stopped on purpose once buf was full */
 	struct curl_slist *hdrs;
 	CURL *easy;

@@ -30,7 +30,7 @@ struct reg_config {
 	unsigned timeout_sec;       /* retry deadline per read, default 30 */
 	uint32_t refill_size;       /* cache fill unit, default 256 KiB */
 	/* Extensions (zero = default). */
-	unsigned max_host_conns;    /* connections per registry host, default 4 */
+	unsigned max_host_conns;    /* connections per registry host, default 8 */
 	uint64_t cache_free_floor;  /* evict when the cache disk has less free, default 1 GiB */
 	const char *user_agent;     /* default "overlaybd-iscsid" */
 };

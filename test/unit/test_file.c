@@ -75,7 +75,7 @@ static struct bdev_file *open_engine(const char *path, int flags, int engine)
 static void check_read(struct bdev_file *f, const uint8_t *model, uint64_t msize, uint64_t off,
 		       size_t len, size_t mis, const char *what)
 {
-	uint8_t *raw = aligned_alloc(4096, len + 8192), *buf = raw + mis;
+	uint8_t *raw = aligned_alloc(4096, (len + 8192) & ~4095ul), *buf = raw + mis;
 	size_t exp = off >= msize ? 0 : len < msize - off ? len : msize - off;
 	ssize_t n = bdev_file_pread(f, buf, len, off);
 
