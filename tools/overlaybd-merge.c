@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 	struct lsmt_layer *layers[BDEV_MAX_LAYERS];
 	const char *files[BDEV_MAX_LAYERS];
 	int nfiles = 0, n = 0, c, err;
-	bool compress = true;
+	bool compress = true, verbose = false;
 
 	log_set_level(LOG_LVL_WARN);
 	while ((c = getopt_long(argc, argv, "l:vh", longopts, NULL)) != -1) {
@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 				return fail("block size must be 4K, 8K, 16K, 32K or 64K, got ", optarg);
 			break;
 		case 'v':
-			log_set_level(LOG_LVL_DEBUG);
+			verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -219,6 +219,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* One line per failure: the library's own log only with -v. */
+	if (verbose)
+		log_set_level(LOG_LVL_DEBUG);
+	else
+		log_open("/dev/null");
 	if (argc - optind != (nfiles ? 1 : 2)) {
 		usage(stderr);
 		return 1;
