@@ -521,7 +521,8 @@ int bdev_map_status(struct bdev *d, uint64_t off, uint64_t *len, bool *mapped)
 {
 	if (off % BDEV_SECTOR || off >= d->size)
 		return -EINVAL;
-	uint64_t s = off / BDEV_SECTOR, limit = d->size / BDEV_SECTOR, end;
+	/* A partial last sector still counts as one. */
+	uint64_t s = off / BDEV_SECTOR, limit = (d->size + BDEV_SECTOR - 1) / BDEV_SECTOR, end;
 	bool first, m;
 
 	state_at(d, s, limit, &first, &end);
@@ -533,5 +534,7 @@ int bdev_map_status(struct bdev *d, uint64_t off, uint64_t *len, bool *mapped)
 	}
 	*mapped = first;
 	*len = (end - off / BDEV_SECTOR) * BDEV_SECTOR;
+	if (*len > d->size - off)
+		*len = d->size - off;
 	return 0;
 }
