@@ -95,17 +95,23 @@ done
 row "warm, 128 KiB reads, 4 thr" "$(printf '%s\n' "${warm[@]}" | median)" \
 	"$(printf '%s\n' "${local_[@]}" | median)" "local copy, dd 128 KiB"
 
-full=() dl=()
+full=() ffile=() dl=()
 for r in $(seq 1 "$RUNS"); do
 	t0=$(now)
 	curl -s -o /dev/null "$URL"
 	full+=($(($(now) - t0)))
+	t0=$(now)
+	curl -s -o "$REG_DIR/full" "$URL" && sha256sum "$REG_DIR/full" >/dev/null && sync "$REG_DIR/full"
+	ffile+=($(($(now) - t0)))
+	rm -f "$REG_DIR/full"
 	rm -rf "$REG_DIR/dl"
 	mkdir -p "$REG_DIR/dl"
 	dl+=("$(fetch_time --download "$REG_DIR/dl" --length 0)")
 done
 row "background download, unthrottled" "$(printf '%s\n' "${dl[@]}" | median)" \
 	"$(printf '%s\n' "${full[@]}" | median)" "curl full GET"
+row "background download, unthrottled" "$(printf '%s\n' "${dl[@]}" | median)" \
+	"$(printf '%s\n' "${ffile[@]}" | median)" "GET to file+sha256+sync"
 
 /usr/bin/time -o "$REG_DIR/rss" -f %M "$FETCH" -o /dev/null --bs 1048576 --threads 4 "$BLOBS" \
 	"$DIGEST" 2>/dev/null

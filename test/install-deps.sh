@@ -5,7 +5,7 @@ set -e
 PKGS="gcc make pkg-config clang libev-dev libcurl4-openssl-dev libssl-dev libjansson-dev
 libaio-dev liblz4-dev libzstd-dev libsystemd-dev libcmocka-dev libiscsi-dev libiscsi-bin
 qemu-utils tgt iperf3 docker-registry apache2-utils e2fsprogs python3 xxd
-valgrind jq iproute2"
+valgrind jq iproute2 openssl curl time"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
