@@ -5,7 +5,8 @@
 # removed spec disappears, `status` lists targets and sessions, SIGHUP
 # re-scans, SIGTERM exits 0 and a restart re-creates the targets.
 . "$(dirname "$0")/lib.sh"
-need iscsi-ls iscsi-inq iscsi-perf jq
+. "$ROOT/test/registry.sh"
+need iscsi-ls iscsi-inq iscsi-perf jq docker-registry
 
 S=$DATA/stack-a
 obd_start
@@ -74,6 +75,20 @@ rm -f "$(obd_result_file escape)"
 ln -s "$T/outside/escape.json" "$OBD_SPOOL/escape.json"
 res=$(obd_wait_result "$(obd_result_file escape)")
 expect_eq "escape result" "failed:spec escape.json is a symlink leading outside the spool directory" "$res"
+
+log "remote lowers: a wrong digest fails, a right one serves (status says remote)"
+REG_DIR=$T/reg
+reg_start anon || fail "could not start docker-registry: $(tail -n 5 "$REG_DIR/procs.log")"
+d1=$(reg_push test/d "$S/l1.lz4.zfile") || fail "push of l1.lz4.zfile failed"
+wrong=sha256:$(printf '%064d' 1)
+expect_result wrongdigest "$(obd_spec wrongdigest "[{\"digest\": \"$wrong\", \"size\": 1000}]" "" \
+	"\"repoBlobUrl\": \"$REG_URL/v2/test/d/blobs\"")" \
+	"failed to open remote file /$REG_URL/v2/test/d/blobs/$wrong: No such file or directory"
+obd_add_spec remoteok "$(obd_spec remoteok "[{\"digest\": \"$d1\", \"size\": $(stat -c %s "$S/l1.lz4.zfile")}]" "" \
+	"\"repoBlobUrl\": \"$REG_URL/v2/test/d/blobs\"")" >/dev/null
+"$DAEMON" status --socket "$OBD_SOCK" | grep -qF "layer 0 remote $REG_URL/v2/test/d/blobs/$d1" ||
+	fail "status: expected layer 0 remote $REG_URL/v2/test/d/blobs/$d1, got: $("$DAEMON" status --socket "$OBD_SOCK")"
+obd_remove_spec remoteok
 
 log "a spec rewritten in place half-way, then completed"
 json=$(printf '{"resultFile": "%s", "lowers": %s}' "$(obd_result_file inplace)" "$(lowers_of $S/l1.lsmt)")
