@@ -43,8 +43,8 @@ static void usage(FILE *to)
 
 static int fail(const char *what, const char *arg, int err)
 {
-	fprintf(stderr, "overlaybd-commit: %s%s%s\n", what, arg ? arg : "",
-		err ? strerror(-err) : "");
+	fprintf(stderr, "overlaybd-commit: %s%s%s%s\n", what, arg ? arg : "",
+		err && arg ? ": " : "", err ? strerror(-err) : "");
 	return 1;
 }
 
@@ -156,7 +156,7 @@ static int open_source(const char *data, const char *index, bool sealed, struct 
 		return fail("cannot open ", data, 0);
 	if (sealed) {
 		err = lsmt_open_ro(df, l);
-		return err ? fail("not a sealed layer: ", data, 0) : 0;
+		return err ? fail("not a sealed layer: ", data, err) : 0;
 	}
 	err = bdev_file_open_local(index, O_RDONLY, BDEV_IO_PSYNC, &xf);
 	if (err) {
@@ -164,7 +164,7 @@ static int open_source(const char *data, const char *index, bool sealed, struct 
 		return fail("cannot open ", index, 0);
 	}
 	err = lsmt_open_rw(df, xf, l);
-	return err ? fail("not a writable layer: ", data, 0) : 0;
+	return err ? fail("not a writable layer: ", data, err) : 0;
 }
 
 int main(int argc, char **argv)
@@ -188,6 +188,7 @@ int main(int argc, char **argv)
 	struct zfile_opts z = { .algo = ZFILE_LZ4, .block_size = 4096, .verify = true,
 				.overwrite_header = true };
 	bool sealed = false, check = false, compress = false, tar = false, zset = false;
+	bool verbose = false;
 	int c;
 
 	log_set_level(LOG_LVL_WARN);
@@ -230,7 +231,7 @@ int main(int argc, char **argv)
 				return fail("block size must be 4K, 8K, 16K, 32K or 64K, got ", optarg, 0);
 			break;
 		case 'v':
-			log_set_level(LOG_LVL_DEBUG);
+			verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -240,6 +241,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* One line per failure: the library's own log only with -v. */
+	if (verbose)
+		log_set_level(LOG_LVL_DEBUG);
+	else
+		log_open("/dev/null");
 	if (argc - optind != (sealed ? 2 : 3)) {
 		usage(stderr);
 		return 1;
@@ -263,6 +269,7 @@ int main(int argc, char **argv)
 	if (open_source(data, index, sealed, &l))
 		return 1;
 	char tlsmt[4096], tzf[4096];
+	const char *stagename = "commit failed: ";
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
 	snprintf(tlsmt, sizeof(tlsmt), "%s.lsmt.tmp", out);
@@ -284,13 +291,13 @@ int main(int argc, char **argv)
 		unlink(cur);
 		cur = next;
 		if (err)
-			log_error("zfile compression failed: %s", strerror(-err));
+			stagename = "zfile compression failed: ";
 	}
 	if (!err && tar) {
 		err = stage(cur, tmp, NULL);
 		unlink(cur);
 		if (err)
-			log_error("tar wrapping failed: %s", strerror(-err));
+			stagename = "tar wrapping failed: ";
 	}
 	if (!err && check) {
 		struct bdev *sd = NULL, *od = NULL;
@@ -319,7 +326,7 @@ int main(int argc, char **argv)
 		unlink(tmp);
 		unlink(tlsmt);
 		unlink(tzf);
-		return fail("commit failed: ", NULL, err);
+		return fail(stagename, NULL, err);
 	}
 	return 0;
 }
