@@ -85,6 +85,31 @@ static ssize_t local_pread(struct bdev_file *f, void *buf, size_t len, uint64_t 
 	return done;
 }
 
+/* RWF_NOWAIT (preadv2(2)): served from the page cache or -EAGAIN, never a
+ * wait for the disk.  A partly cached range reads short: also -EAGAIN. */
+static ssize_t local_pread_nowait(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct local_file *lf = (struct local_file *)f;
+	size_t done = 0;
+
+	while (done < len) {
+		struct iovec v = { (char *)buf + done, len - done };
+		ssize_t n = preadv2(lf->fd, &v, 1, (off_t)(off + done), RWF_NOWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EOPNOTSUPP ? -EAGAIN : -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+		if (done < len && off + done < __atomic_load_n(&f->size, __ATOMIC_RELAXED))
+			return -EAGAIN;
+	}
+	return (ssize_t)done;
+}
+
 static ssize_t local_pwrite(struct bdev_file *f, const void *buf, size_t len, uint64_t off)
 {
 	struct local_file *lf = (struct local_file *)f;
@@ -334,9 +359,10 @@ static void local_close(struct bdev_file *f)
 /* [engine][writable] */
 static const struct bdev_file_ops local_ops[3][2] = {
 	[BDEV_IO_PSYNC] = {
-		{ .pread = local_pread, .name = local_name, .close = local_close },
-		{ .pread = local_pread, .pwrite = local_pwrite, .sync = local_sync,
-		  .name = local_name, .close = local_close },
+		{ .pread = local_pread, .pread_nowait = local_pread_nowait, .name = local_name,
+		  .close = local_close },
+		{ .pread = local_pread, .pread_nowait = local_pread_nowait, .pwrite = local_pwrite,
+		  .sync = local_sync, .name = local_name, .close = local_close },
 	},
 	[BDEV_IO_LIBAIO] = {
 		{ .pread = laio_pread, .name = local_name, .close = local_close },
