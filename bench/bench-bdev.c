@@ -350,8 +350,10 @@ int main(int argc, char **argv)
 	t = now() - t;
 	double s = run_reads(read_stack, d, size, 4096, true, runs);
 	double r = run_reads(read_raw, rf, size, 4096, true, runs);
+	struct lsmt_info ui_info;
+	lsmt_info(up, &ui_info);
 	printf("\nWritable upper (%llu entries after %llu 4 KiB random writes) over the stack\n",
-	       (unsigned long long)(bdev_index_bytes(d) / 16 - 4096), (unsigned long long)nw);
+	       (unsigned long long)ui_info.nentries, (unsigned long long)nw);
 	printf("%-16s | %10.0f IOPS (CPU time of the writer, no flush)\n", "4 KiB rand write",
 	       nw / t);
 	printf("%-16s | %10.0f | %10.0f | %5.2fx\n", "4 KiB rand read", s, r, s / r);
