@@ -40,6 +40,9 @@ struct bdev_file_ops {
 	ssize_t (*pwrite)(struct bdev_file *f, const void *buf, size_t len, uint64_t off);
 	/* Make completed writes durable (fdatasync).  NULL = nothing to do. */
 	int (*sync)(struct bdev_file *f);
+	/* Optional: like pread, but only from memory (the page cache): -EAGAIN
+	 * instead of waiting for a device.  For the loop thread's fast path. */
+	ssize_t (*pread_nowait)(struct bdev_file *f, void *buf, size_t len, uint64_t off);
 	/* Optional: short description for logs and status ("/path", "zfile(/path)"). */
 	const char *(*name)(struct bdev_file *f);
 	void (*close)(struct bdev_file *f);
@@ -172,6 +175,10 @@ size_t bdev_index_bytes(const struct bdev *d);
 /* Synchronous I/O; safe from any thread, concurrently. 0 or -errno. */
 int bdev_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off);
 int bdev_pread(struct bdev *d, void *buf, size_t len, uint64_t off);
+/* The same read, done only if no byte has to wait for a device (every piece
+ * in a file with pread_nowait, and in the page cache): 0, -EAGAIN (IOV then
+ * holds nothing useful) or another -errno.  Cheap enough for the loop. */
+int bdev_try_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off);
 int bdev_pwritev(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off);
 int bdev_pwrite(struct bdev *d, const void *buf, size_t len, uint64_t off);
 int bdev_discard(struct bdev *d, uint64_t off, uint64_t len);
@@ -187,7 +194,9 @@ int bdev_map_status(struct bdev *d, uint64_t off, uint64_t *len, bool *mapped);
 /*
  * Asynchronous I/O: a pool of worker threads runs requests; completions are
  * queued and delivered by bdev_pool_service() in the thread that calls it
- * (the event loop), after bdev_pool_fd() becomes readable.
+ * (the event loop), after bdev_pool_fd() becomes readable.  A small read
+ * that bdev_try_preadv() can serve is done in bdev_submit() itself, and its
+ * completion is queued the same way.
  */
 struct bdev_pool;
 

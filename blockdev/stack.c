@@ -33,6 +33,7 @@ struct iov_cur {
 	const struct iovec *iov;
 	int cnt, i;
 	size_t off;
+	bool nowait; /* bdev_try_preadv */
 };
 
 static void cur_zero(struct iov_cur *c, size_t n)
@@ -52,15 +53,22 @@ static void cur_zero(struct iov_cur *c, size_t n)
 	}
 }
 
+/* With C->nowait, a file that might wait answers -EAGAIN, which is passed
+ * up without a log line: the caller retries on a worker. */
 static int cur_pread(struct iov_cur *c, struct bdev_file *f, uint64_t foff, size_t n)
 {
+	if (c->nowait && !f->ops->pread_nowait)
+		return -EAGAIN;
 	while (n > 0) {
 		size_t k = c->iov[c->i].iov_len - c->off;
+		char *dst = (char *)c->iov[c->i].iov_base + c->off;
 		ssize_t got;
 
 		if (k > n)
 			k = n;
-		got = f->ops->pread(f, (char *)c->iov[c->i].iov_base + c->off, k, foff);
+		got = c->nowait ? f->ops->pread_nowait(f, dst, k, foff) : f->ops->pread(f, dst, k, foff);
+		if (got == -EAGAIN && c->nowait)
+			return -EAGAIN;
 		if (got < 0) {
 			log_error("%s: read at %llu failed: %s", bdev_file_name(f),
 				  (unsigned long long)foff, strerror(-got));
@@ -414,9 +422,10 @@ static int iov_bytes(const struct iovec *iov, int iovcnt, uint64_t off, uint64_t
 	return 0;
 }
 
-int bdev_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off)
+static int preadv_cur(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off,
+		      bool nowait)
 {
-	struct iov_cur c = { .iov = iov, .cnt = iovcnt };
+	struct iov_cur c = { .iov = iov, .cnt = iovcnt, .nowait = nowait };
 	uint64_t len;
 	int err = iov_bytes(iov, iovcnt, off, &len);
 
@@ -425,6 +434,16 @@ int bdev_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t of
 	uint64_t s = off / BDEV_SECTOR, e = s + len / BDEV_SECTOR;
 
 	return d->upper ? upper_read(d, &c, s, e) : lower_read(d, &c, s, e);
+}
+
+int bdev_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	return preadv_cur(d, iov, iovcnt, off, false);
+}
+
+int bdev_try_preadv(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	return preadv_cur(d, iov, iovcnt, off, true);
 }
 
 int bdev_pread(struct bdev *d, void *buf, size_t len, uint64_t off)
@@ -502,7 +521,8 @@ int bdev_map_status(struct bdev *d, uint64_t off, uint64_t *len, bool *mapped)
 {
 	if (off % BDEV_SECTOR || off >= d->size)
 		return -EINVAL;
-	uint64_t s = off / BDEV_SECTOR, limit = d->size / BDEV_SECTOR, end;
+	/* A partial last sector still counts as one. */
+	uint64_t s = off / BDEV_SECTOR, limit = (d->size + BDEV_SECTOR - 1) / BDEV_SECTOR, end;
 	bool first, m;
 
 	state_at(d, s, limit, &first, &end);
@@ -514,5 +534,7 @@ int bdev_map_status(struct bdev *d, uint64_t off, uint64_t *len, bool *mapped)
 	}
 	*mapped = first;
 	*len = (end - off / BDEV_SECTOR) * BDEV_SECTOR;
+	if (*len > d->size - off)
+		*len = d->size - off;
 	return 0;
 }

@@ -223,7 +223,8 @@ static void scratch_free(struct zf_scratch *s)
 
 /*
  * Check and decompress stored block I (zfile.md 3.7) from SRC into DST,
- * which holds the block's uncompressed length (a longer output is corrupt).  -EIO on a CRC or codec failure.
+ * which holds the block's uncompressed length (a longer output is
+ * corrupt).  -EIO on a CRC or codec failure.
  */
 static int decode_block(struct zfile *z, uint64_t i, const uint8_t *src, uint32_t stored,
 			uint8_t *dst, struct zf_scratch *s)

@@ -20,6 +20,7 @@ enum key_type {
 	KT_IQN,
 	KT_CHAP,
 	KT_DOWNLOAD,
+	KT_NESTED,   /* a reference group object: its members map to our keys */
 };
 
 struct key {
@@ -42,6 +43,10 @@ static const struct key keys[] = {
 	{ "registryCacheSizeGB", KT_U64, F(registry_cache_size_gb), 0, 0, 1u << 20 },
 	{ "credentialFilePath", KT_STR, F(credential_file_path), 0, 0, 0 },
 	{ "download", KT_DOWNLOAD, F(download), 0, 0, 0 },
+	/* config.md 2: the reference's grouped forms of the same settings. */
+	{ "logConfig", KT_NESTED, 0, 0, 0, 0 },
+	{ "cacheConfig", KT_NESTED, 0, 0, 0, 0 },
+	{ "credentialConfig", KT_NESTED, 0, 0, 0, 0 },
 	{ "portals", KT_PORTALS, F(portals), F(nportals), 0, 0 },
 	{ "spoolDir", KT_STR, F(spool_dir), 0, 0, 0 },
 	{ "iqnPrefix", KT_IQN, F(iqn_prefix), 0, 0, 0 },
@@ -220,6 +225,69 @@ int cfg_download_parse(json_t *v, const char *path, struct cfg_download *out, ch
 	return 0;
 }
 
+/* Members of the reference's groups and the flat key each one sets. */
+static const struct {
+	const char *group, *member, *key;
+} nested_keys[] = {
+	{ "logConfig", "logLevel", "logLevel" },
+	{ "logConfig", "logPath", "logPath" },
+	{ "cacheConfig", "cacheDir", "registryCacheDir" },
+	{ "cacheConfig", "cacheSizeGB", "registryCacheSizeGB" },
+	{ "credentialConfig", "path", "credentialFilePath" },
+};
+
+static const struct key *find_key(const char *name);
+static int set_key(struct cfg *c, const struct key *k, json_t *v, char *err, size_t errlen);
+
+static int set_nested(struct cfg *c, const struct key *k, json_t *v, char *err, size_t errlen)
+{
+	const char *member;
+	json_t *val;
+	char p[128];
+	size_t i;
+	int rc;
+
+	if (!json_is_object(v)) {
+		snprintf(err, errlen, "%s: expected an object", k->name);
+		return -EINVAL;
+	}
+	json_object_foreach(v, member, val) {
+		snprintf(p, sizeof(p), "%s.%.60s", k->name, member);
+		if (!strcmp(k->name, "credentialConfig") && !strcmp(member, "mode")) {
+			/* Only the credential file is supported, not the services. */
+			if (!json_is_string(val) || (*json_string_value(val) &&
+						     strcmp(json_string_value(val), "file"))) {
+				snprintf(err, errlen, "%s: only \"file\" is supported", p);
+				return -EINVAL;
+			}
+			continue;
+		}
+		for (i = 0; i < sizeof(nested_keys) / sizeof(nested_keys[0]); i++)
+			if (!strcmp(nested_keys[i].group, k->name) &&
+			    !strcmp(nested_keys[i].member, member))
+				break;
+		if (i == sizeof(nested_keys) / sizeof(nested_keys[0])) {
+			log_warn("config: %s: unknown or unsupported key, ignored", p);
+			continue;
+		}
+		struct key named = *find_key(nested_keys[i].key);
+
+		named.name = p;
+		rc = set_key(c, &named, val, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const struct key *find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
 static int set_key(struct cfg *c, const struct key *k, json_t *v, char *err, size_t errlen)
 {
 	char *base = (char *)c;
@@ -282,6 +350,8 @@ static int set_key(struct cfg *c, const struct key *k, json_t *v, char *err, siz
 	case KT_DOWNLOAD:
 		return cfg_download_parse(v, k->name, (struct cfg_download *)(base + k->off), err,
 					  errlen);
+	case KT_NESTED:
+		return set_nested(c, k, v, err, errlen);
 	}
 	return -EINVAL;
 }
@@ -309,19 +379,23 @@ int cfg_parse(const char *text, size_t len, struct cfg **out, char *err, size_t 
 		json_decref(root);
 		return rc;
 	}
-	json_object_foreach(root, key, val) {
-		size_t i;
+	/* Flat keys first, then the reference's groups, which win when both
+	 * name a setting (config.md 2: logConfig over logLevel/logPath). */
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		json_object_foreach(root, key, val) {
+			const struct key *k = find_key(key);
 
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (!strcmp(keys[i].name, key))
+			if (!k) {
+				if (pass == 0)
+					log_warn("config: unknown key \"%s\", ignored", key);
+				continue;
+			}
+			if ((k->type == KT_NESTED) != (pass == 1))
+				continue;
+			rc = set_key(c, k, val, err, errlen);
+			if (rc < 0)
 				break;
-		if (i == sizeof(keys) / sizeof(keys[0])) {
-			log_warn("config: unknown key \"%s\", ignored", key);
-			continue;
 		}
-		rc = set_key(c, &keys[i], val, err, errlen);
-		if (rc < 0)
-			break;
 	}
 	json_decref(root);
 	if (!rc && c->first_burst_length > c->max_burst_length) {

@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #define OPEN_PARALLEL 32
+/* Devices opened at once; more wait in a queue (a spool of hundreds of
+ * specs at start-up must not start hundreds of threads). */
+#define IMAGE_JOBS_MAX 8
 #define ERR_LEN 512
 
 struct lower_slot {
@@ -320,7 +323,9 @@ struct image_runner {
 	ev_async async;
 	pthread_mutex_t mu;
 	struct image_job *finished;
-	int pending;
+	struct image_job *queue, *queue_tail; /* waiting for a thread */
+	int pending;                          /* queued + running */
+	int running;
 };
 
 static void *job_thread(void *arg)
@@ -337,6 +342,35 @@ static void *job_thread(void *arg)
 	return NULL;
 }
 
+static void job_finish(struct image_runner *r, struct image_job *j)
+{
+	r->pending--;
+	j->done(j->arg, j->rc < 0 ? NULL : j->img, j->rc, j->err);
+	free(j);
+}
+
+/* Start queued jobs while threads are free (loop thread). */
+static void start_queued(struct image_runner *r)
+{
+	struct image_job *j;
+	int rc;
+
+	while (r->running < IMAGE_JOBS_MAX && (j = r->queue)) {
+		r->queue = j->next;
+		if (!r->queue)
+			r->queue_tail = NULL;
+		j->next = NULL;
+		rc = pthread_create(&j->th, NULL, job_thread, j);
+		if (rc) {
+			j->rc = -rc;
+			snprintf(j->err, ERR_LEN, "cannot start the open job: %s", strerror(rc));
+			job_finish(r, j);
+			continue;
+		}
+		r->running++;
+	}
+}
+
 static void runner_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct image_runner *r = w->data;
@@ -349,10 +383,10 @@ static void runner_cb(struct ev_loop *loop, ev_async *w, int revents)
 	while ((j = list)) {
 		list = j->next;
 		pthread_join(j->th, NULL);
-		r->pending--;
-		j->done(j->arg, j->rc < 0 ? NULL : j->img, j->rc, j->err);
-		free(j);
+		r->running--;
+		job_finish(r, j);
 	}
+	start_queued(r);
 }
 
 int image_runner_create(struct ev_loop *loop, struct image_runner **out)
@@ -395,7 +429,6 @@ int image_open_async(struct image_runner *r, struct spec *s, const struct image_
 		     image_done_fn done, void *arg)
 {
 	struct image_job *j = calloc(1, sizeof(*j));
-	int rc;
 
 	if (!j)
 		return -ENOMEM;
@@ -405,11 +438,11 @@ int image_open_async(struct image_runner *r, struct spec *s, const struct image_
 	j->done = done;
 	j->arg = arg;
 	r->pending++;
-	rc = pthread_create(&j->th, NULL, job_thread, j);
-	if (rc) {
-		r->pending--;
-		free(j);
-		return -rc;
-	}
+	if (r->queue_tail)
+		r->queue_tail->next = j;
+	else
+		r->queue = j;
+	r->queue_tail = j;
+	start_queued(r);
 	return 0;
 }

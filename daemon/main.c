@@ -7,6 +7,7 @@
 #include "common/common.h"
 #include "daemon/daemon.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!status)
+	if (!status) {
+		/* Each command's data buffer (up to 16 MiB) is malloc'd and freed
+		 * per command.  With glibc's defaults the heap top was trimmed and
+		 * grown again all the time: at 1 MiB reads QD8, page faults, page
+		 * zeroing and unmapping were a fifth of the daemon's time (perf).
+		 * Keep such buffers in the heap and up to 64 MiB of free top. */
+		mallopt(M_MMAP_THRESHOLD, 32 << 20);
+		mallopt(M_TRIM_THRESHOLD, 64 << 20);
 		return daemon_run(config);
+	}
 	if (!sock) {
 		struct cfg *c;
 		char err[1024];

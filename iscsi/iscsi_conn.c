@@ -393,6 +393,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct iscsi_conn *c = w->data;
 	int budget = RX_BUDGET;
+	bool drained = false;
 
 	c->in_rx = true;
 	c->last_rx = ev_now(loop);
@@ -408,7 +409,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 			/* Feed what the ring holds; PDU handlers may close. */
 			c->ring_rd = c->ring_wr = 0;
-			if (iscsi_conn_feed(c, p, avail) < 0)
+			if (iscsi_conn_feed(c, p, avail) < 0 || drained)
 				break;
 			continue;
 		}
@@ -425,17 +426,23 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (n > 0) {
 				uint32_t direct = (size_t)n < need ? (uint32_t)n : need;
 
+				/* A short read emptied the socket: no need to
+				 * ask again just to hear EAGAIN. */
+				drained = (size_t)n < need + c->ring_cap;
 				c->ring_rd = 0;
 				c->ring_wr = (uint32_t)(n - direct);
 				if (rx_advance(c, direct) < 0) {
 					iscsi_conn_finish(c);
 					break;
 				}
+				if (drained && c->ring_wr == 0)
+					break;
 				continue;
 			}
 		} else {
 			n = read(c->fd, c->ring, c->ring_cap);
 			if (n > 0) {
+				drained = (size_t)n < c->ring_cap;
 				c->ring_rd = 0;
 				c->ring_wr = (uint32_t)n;
 				continue;
@@ -598,5 +605,5 @@ void iscsi_conn_maybe_free(struct iscsi_conn *c)
 	free(c->data_own);
 	free(c->ring);
 	free(c);
-	iscsi_server_conn_gone(s, NULL);
+	iscsi_server_conn_gone(s);
 }

@@ -441,7 +441,7 @@ struct iscsi_target {
 	unsigned nsessions;
 	void (*remove_done)(void *arg);
 	void *remove_arg;
-	ev_idle remove_check;
+	ev_timer remove_check;        /* runs once the last session is gone */
 };
 
 struct iscsi_portal {
@@ -476,13 +476,13 @@ struct iscsi_server {
 	bool shutting_down;
 	void (*shutdown_done)(void *arg);
 	void *shutdown_arg;
-	ev_idle shutdown_check;
+	ev_timer shutdown_check;      /* runs once the last connection is gone */
 };
 
 /* iscsi_server.c */
 struct iscsi_target *iscsi_server_find_target(struct iscsi_server *s, const char *name);
 bool iscsi_target_allows(const struct iscsi_target *t, const char *initiator);
-void iscsi_server_conn_gone(struct iscsi_server *s, struct iscsi_conn *c);
+void iscsi_server_conn_gone(struct iscsi_server *s);
 /* Seconds to hold back a failed CHAP answer from HOST/INITIATOR. */
 double iscsi_auth_fail_delay(struct iscsi_server *s, const char *host, const char *initiator);
 void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *initiator,

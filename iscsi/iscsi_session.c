@@ -296,8 +296,16 @@ static void task_respond(struct iscsi_task *t)
 	}
 	while (off < send) {
 		uint32_t len = send - off < mdsl ? send - off : mdsl;
-		struct iscsi_tx *tx = iscsi_tx_new(ISCSI_OP_DATA_IN);
-		bool last = off + len == send;
+		uint32_t burst_left = burst - off % burst;
+		struct iscsi_tx *tx;
+		bool last;
+
+		/* 11.7.1: a Data-In PDU never straddles a MaxBurstLength
+		 * sequence boundary. */
+		if (len > burst_left)
+			len = burst_left;
+		last = off + len == send;
+		tx = iscsi_tx_new(ISCSI_OP_DATA_IN);
 		uint32_t need = len;
 		int n = 0, cap = 2;
 

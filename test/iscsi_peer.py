@@ -130,13 +130,13 @@ class Conn:
                 self.rejects.append(b[2])
         return False
 
-    def login(self, session_type="Normal", extra=(), digests=False):
+    def login(self, session_type="Normal", extra=(), digests=False, isid=None):
         kv = [("InitiatorName", INITIATOR), ("SessionType", session_type)]
         if session_type == "Normal":
             kv.append(("TargetName", TARGET))
         kv += [("AuthMethod", "None")]
         d = keys(kv)
-        isid = os.urandom(6)
+        isid = isid or os.urandom(6)
         h = bhs(0x43, 0x81, dsl=len(d), itt=self.itt,
                 rest=struct.pack(">HHII", 0, 0, self.cmdsn, self.statsn))
         h = h[:8] + isid + b"\0\0" + h[16:]
@@ -204,8 +204,11 @@ class Conn:
 
 def healthy():
     """A well-behaved session next to the hostile one still works."""
-    c = Conn()
-    c.login()
+    if os.environ.get("CHAP"):
+        c = chap_login(5, *os.environ["CHAP"].split(":"))
+    else:
+        c = Conn()
+        c.login()
     d = c.read10(0, 8)
     expect("healthy read length", 4096, len(d))
     c.s.close()
@@ -395,6 +398,119 @@ def case_await_async():
             expect("closed after logout", True, c.closed_within(5))
             return
     raise Fail("no Async Message (target requests logout) within 15 s")
+
+
+def chap_login(alg, user, secret, tuser, tsecret, isid=None):
+    """Log in with CHAP_A=ALG (5 MD5, 7 SHA-256), mutual when TUSER is set."""
+    import hashlib
+    h_of = {5: hashlib.md5, 7: hashlib.sha256}[alg]
+    c = Conn()
+    isid = isid or os.urandom(6)
+
+    def step(flags, kv):
+        d = keys(kv)
+        h = bhs(0x43, flags, dsl=len(d), itt=1, rest=struct.pack(">HHII", 0, 0, 1, c.statsn))
+        c.send(h[:8] + isid + b"\0\0" + h[16:] + pad4(d))
+        r = c.recv_pdu()
+        if r is None:
+            raise Fail("CHAP login: connection closed")
+        c.statsn = struct.unpack(">I", r[0][24:28])[0] + 1
+        ans = dict(x.split("=", 1) for x in r[1].decode().split("\0") if "=" in x)
+        return r[0], ans
+
+    h, a = step(0x01, [("InitiatorName", INITIATOR), ("SessionType", "Normal"),
+                       ("TargetName", TARGET), ("AuthMethod", "CHAP,None")])
+    expect("AuthMethod answer", "CHAP", a.get("AuthMethod"))
+    h, a = step(0x01, [("CHAP_A", "%d,5" % alg if alg != 5 else "5")])
+    expect("CHAP_A answer", str(alg), a.get("CHAP_A"))
+    cid = int(a["CHAP_I"])
+    chal = bytes.fromhex(a["CHAP_C"][2:])
+    resp = h_of(bytes([cid]) + secret.encode() + chal).hexdigest()
+    kv = [("CHAP_N", user), ("CHAP_R", "0x" + resp)]
+    mychal = os.urandom(len(chal))
+    if tuser:
+        kv += [("CHAP_I", "77"), ("CHAP_C", "0x" + mychal.hex())]
+    h, a = step(0x81, kv)
+    expect("CHAP login status", (0, 0), (h[36], h[37]))
+    if tuser:
+        expect("target CHAP_N", tuser, a.get("CHAP_N"))
+        want = h_of(bytes([77]) + tsecret.encode() + mychal).hexdigest()
+        expect("target CHAP_R", "0x" + want, a.get("CHAP_R"))
+    h, a = step(0x87, [("MaxRecvDataSegmentLength", "65536"), ("ImmediateData", "Yes")])
+    expect("CHAP login final status", (0x87, 0, 0), (h[1], h[36], h[37]))
+    return c
+
+
+def case_chap_sha256():
+    u, p, tu, tp = os.environ["CHAP"].split(":")
+    chap_login(7, u, p, tu, tp)
+    chap_login(5, u, p, tu, tp)
+
+
+def case_chap_reflect():
+    """A mutual challenge that reflects ours is refused (RFC 7143 12.1.3)."""
+    u, p, tu, tp = os.environ["CHAP"].split(":")
+    c = Conn()
+    isid = os.urandom(6)
+
+    def send(flags, kv):
+        d = keys(kv)
+        h = bhs(0x43, flags, dsl=len(d), itt=1, rest=struct.pack(">HHII", 0, 0, 1, 0))
+        c.send(h[:8] + isid + b"\0\0" + h[16:] + pad4(d))
+        return c.recv_pdu()
+
+    send(0x01, [("InitiatorName", INITIATOR), ("SessionType", "Normal"),
+                ("TargetName", TARGET), ("AuthMethod", "CHAP")])
+    r = send(0x01, [("CHAP_A", "5")])
+    a = dict(x.split("=", 1) for x in r[1].decode().split("\0") if "=" in x)
+    import hashlib
+    resp = hashlib.md5(bytes([int(a["CHAP_I"])]) + p.encode() +
+                       bytes.fromhex(a["CHAP_C"][2:])).hexdigest()
+    r = send(0x81, [("CHAP_N", u), ("CHAP_R", "0x" + resp), ("CHAP_I", a["CHAP_I"]),
+                    ("CHAP_C", a["CHAP_C"])])
+    expect("status for a reflected challenge", (2, 1), r and (r[0][36], r[0][37]))
+
+
+def case_reinstate():
+    """A new login with the same ISID and TSIH 0 replaces the old session."""
+    isid = os.urandom(6)
+    old = Conn()
+    old.login(isid=isid)
+    new = Conn()
+    new.login(isid=isid)
+    expect("old connection closed by reinstatement", True, old.closed_within(5))
+    new.read10(0, 1)
+
+
+def case_queueing():
+    """64 commands in flight, completed in any order; a CmdSN gap is held
+    back until it fills (RFC 7143 4.2.2.1)."""
+    c = logged_in()
+    c.read10(0, 1)
+    itts = set()
+    for i in range(64):
+        itts.add(c.scsi(struct.pack(">BBIBHB", 0x28, 0, i * 64, 0, 8, 0), 4096))
+    got = set()
+    while len(got) < 64:
+        r = c.recv_pdu()
+        if r is None:
+            raise Fail("queueing: closed with %d of 64 answered" % len(got))
+        if r[0][0] & 0x3F == 0x25 and r[0][1] & 1:
+            got.add(struct.unpack(">I", r[0][16:20])[0])
+    expect("answered ITTs", itts, got)
+    # CmdSN n+1 first, then n: both run, in order.
+    base = c.cmdsn
+    c.cmdsn = base + 1
+    late = c.scsi(b"\x00", 0, read=False)
+    c.cmdsn = base
+    first = c.scsi(b"\x00", 0, read=False)
+    c.cmdsn = base + 2
+    order = []
+    for _ in range(2):
+        r = c.recv_pdu()
+        expect("response to a queued command", 0x21, r and r[0][0] & 0x3F)
+        order.append(struct.unpack(">I", r[0][16:20])[0])
+    expect("execution order across a CmdSN gap", [first, late], order)
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

@@ -5,7 +5,8 @@
 # removed spec disappears, `status` lists targets and sessions, SIGHUP
 # re-scans, SIGTERM exits 0 and a restart re-creates the targets.
 . "$(dirname "$0")/lib.sh"
-need iscsi-ls iscsi-inq iscsi-perf jq
+. "$ROOT/test/registry.sh"
+need iscsi-ls iscsi-inq iscsi-perf jq docker-registry
 
 S=$DATA/stack-a
 obd_start
@@ -33,9 +34,9 @@ obd_put_spec remote "$(obd_spec remote "[{\"digest\": \"sha256:$(printf %064d 0)
 
 log "good device: stack L1,L2,L3 from plain LSMT layers"
 obd_add_spec good "$(obd_spec good "$(lowers_of $S/l1.lsmt $S/l2.lz4.zfile $S/l3.lz4.tar)")" >/dev/null
-targets | grep -qF "$(obd_iqn good)" || fail "expected $(obd_iqn good) in iscsi-ls, got: $(targets)"
+grep -qF "$(obd_iqn good)" <<<"$(targets)" || fail "expected $(obd_iqn good) in iscsi-ls, got: $(targets)"
 inq=$(iscsi-inq -i "$INITIATOR" "$(obd_url good)" 2>&1) || fail "iscsi-inq good: $inq"
-echo "$inq" | grep -q "overlaybd-iscsid" || fail "expected product overlaybd-iscsid in INQUIRY, got: $inq"
+grep -q "overlaybd-iscsid" <<<"$inq" || fail "expected product overlaybd-iscsid in INQUIRY, got: $inq"
 expect_eq "sha256 of good" "$(manifest_hash L123)" "$(sha256_of_target "$(obd_url good)")"
 
 log "writable device: L1 under an upper made by overlaybd-create"
@@ -75,6 +76,20 @@ ln -s "$T/outside/escape.json" "$OBD_SPOOL/escape.json"
 res=$(obd_wait_result "$(obd_result_file escape)")
 expect_eq "escape result" "failed:spec escape.json is a symlink leading outside the spool directory" "$res"
 
+log "remote lowers: a wrong digest fails, a right one serves (status says remote)"
+REG_DIR=$T/reg
+reg_start anon || fail "could not start docker-registry: $(tail -n 5 "$REG_DIR/procs.log")"
+d1=$(reg_push test/d "$S/l1.lz4.zfile") || fail "push of l1.lz4.zfile failed"
+wrong=sha256:$(printf '%064d' 1)
+expect_result wrongdigest "$(obd_spec wrongdigest "[{\"digest\": \"$wrong\", \"size\": 1000}]" "" \
+	"\"repoBlobUrl\": \"$REG_URL/v2/test/d/blobs\"")" \
+	"failed to open remote file /$REG_URL/v2/test/d/blobs/$wrong: No such file or directory"
+obd_add_spec remoteok "$(obd_spec remoteok "[{\"digest\": \"$d1\", \"size\": $(stat -c %s "$S/l1.lz4.zfile")}]" "" \
+	"\"repoBlobUrl\": \"$REG_URL/v2/test/d/blobs\"")" >/dev/null
+grep -qF "layer 0 remote $REG_URL/v2/test/d/blobs/$d1" <<<"$("$DAEMON" status --socket "$OBD_SOCK")" ||
+	fail "status: expected layer 0 remote $REG_URL/v2/test/d/blobs/$d1, got: $("$DAEMON" status --socket "$OBD_SOCK")"
+obd_remove_spec remoteok
+
 log "a spec rewritten in place half-way, then completed"
 json=$(printf '{"resultFile": "%s", "lowers": %s}' "$(obd_result_file inplace)" "$(lowers_of $S/l1.lsmt)")
 rm -f "$(obd_result_file inplace)"
@@ -92,8 +107,8 @@ rm -f "$(obd_result_file inplace)"
 printf '%s' "${json:0:${#json}-10}" >"$OBD_SPOOL/inplace.json"
 res=$(obd_wait_result "$(obd_result_file inplace)")
 case "$res" in failed:invalid\ JSON*) ;; *) fail "torn rewrite: expected failed:invalid JSON..., got '$res'" ;; esac
-targets | grep -qF "$(obd_iqn inplace)" || fail "expected $(obd_iqn inplace) still served after a torn rewrite, got: $(targets)"
-"$DAEMON" status --socket "$OBD_SOCK" | grep -q "still serving the previous spec" ||
+grep -qF "$(obd_iqn inplace)" <<<"$(targets)" || fail "expected $(obd_iqn inplace) still served after a torn rewrite, got: $(targets)"
+grep -q "still serving the previous spec" <<<"$("$DAEMON" status --socket "$OBD_SOCK")" ||
 	fail "status: expected the pending spec error, got: $("$DAEMON" status --socket "$OBD_SOCK")"
 printf '%s' "$json" >"$OBD_SPOOL/inplace.json"
 for i in $(seq 1 100); do
@@ -113,17 +128,17 @@ track_pid $perf
 st=""
 for i in $(seq 1 50); do
 	st=$("$DAEMON" status --socket "$OBD_SOCK")
-	echo "$st" | grep -q "session $INITIATOR" && break
+	grep -q "session $INITIATOR" <<<"$st" && break
 	sleep 0.1
 done
 kill $perf 2>/dev/null
-echo "$st" | grep -qF "target $(obd_iqn good)" || fail "status: expected target $(obd_iqn good), got: $st"
-echo "$st" | grep -qF "layer 0 local $S/l1.lsmt" || fail "status: expected layer 0 local $S/l1.lsmt, got: $st"
-echo "$st" | grep -q "session $INITIATOR" || fail "status: expected a session of $INITIATOR, got: $st"
-echo "$st" | grep -q "io reads [1-9]" || fail "status: expected read counters, got: $st"
-echo "$st" | grep -q "result failed:too many layers" || fail "status: expected the failed spec, got: $st"
+grep -qF "target $(obd_iqn good)" <<<"$st" || fail "status: expected target $(obd_iqn good), got: $st"
+grep -qF "layer 0 local $S/l1.lsmt" <<<"$st" || fail "status: expected layer 0 local $S/l1.lsmt, got: $st"
+grep -q "session $INITIATOR" <<<"$st" || fail "status: expected a session of $INITIATOR, got: $st"
+grep -q "io reads [1-9]" <<<"$st" || fail "status: expected read counters, got: $st"
+grep -q "result failed:too many layers" <<<"$st" || fail "status: expected the failed spec, got: $st"
 st2=$("$DAEMON" status --config "$OBD_CONF") || fail "status --config failed"
-echo "$st2" | grep -qF "target $(obd_iqn good)" || fail "status --config: expected the target, got: $st2"
+grep -qF "target $(obd_iqn good)" <<<"$st2" || fail "status --config: expected the target, got: $st2"
 
 log "a changed spec re-opens the device"
 obd_add_spec good "$(obd_spec good "$(lowers_of $S/l1.lz4.zfile)")" >/dev/null
@@ -132,11 +147,11 @@ expect_eq "sha256 of good changed to L1" "$(manifest_hash L1)" "$(sha256_of_targ
 log "removing a spec removes its target"
 obd_remove_spec inplace
 for i in $(seq 1 50); do
-	targets | grep -qF "$(obd_iqn inplace)" || break
+	grep -qF "$(obd_iqn inplace)" <<<"$(targets)" || break
 	sleep 0.1
 done
-targets | grep -qF "$(obd_iqn inplace)" && fail "expected $(obd_iqn inplace) gone from iscsi-ls, still listed"
-targets | grep -qF "$(obd_iqn good)" || fail "expected $(obd_iqn good) still listed, got: $(targets)"
+grep -qF "$(obd_iqn inplace)" <<<"$(targets)" && fail "expected $(obd_iqn inplace) gone from iscsi-ls, still listed"
+grep -qF "$(obd_iqn good)" <<<"$(targets)" || fail "expected $(obd_iqn good) still listed, got: $(targets)"
 
 log "SIGHUP re-scans: a failed spec whose layer now exists is retried"
 cp $S/l1.lsmt "$T/late.lsmt.part"
@@ -160,7 +175,7 @@ obd_start '"ioEngine": 1'
 expect_eq "good after restart" success "$(cat "$(obd_result_file good)" 2>/dev/null)"
 expect_eq "late after restart" success "$(cat "$(obd_result_file late)" 2>/dev/null)"
 expect_eq "rw after restart" success "$(cat "$(obd_result_file rw)" 2>/dev/null)"
-targets | grep -qF "$(obd_iqn good)" || fail "expected $(obd_iqn good) after restart, got: $(targets)"
+grep -qF "$(obd_iqn good)" <<<"$(targets)" || fail "expected $(obd_iqn good) after restart, got: $(targets)"
 expect_eq "sha256 of good after restart" "$(manifest_hash L1)" "$(sha256_of_target "$(obd_url good)")"
 "$OBD_ISCSI" verify --initiator "$INITIATOR" "$(obd_url rw)" 4096 256 7 ||
 	fail "expected rw to hold the 256 blocks written before the restart, it did not"

@@ -35,7 +35,7 @@ iscsi-ls -i "$INITIATOR" "$(obd_portal_url disc wrong-secret-99)" >/dev/null 2>&
 	fail "discovery with a wrong secret: expected refusal, got a target list"
 out=$(iscsi-ls -i "$INITIATOR" "$(obd_portal_url disc disc-secret-1234)" 2>&1) ||
 	fail "discovery with the right secret failed: $out"
-echo "$out" | grep -qF "$(obd_iqn open)" || fail "expected $(obd_iqn open) in discovery, got: $out"
+grep -qF "$(obd_iqn open)" <<<"$out" || fail "expected $(obd_iqn open) in discovery, got: $out"
 
 log "per-spec CHAP, one-way then mutual, and an ACL"
 printf 'target-secret-42' >"$T/t.secret"
@@ -76,7 +76,7 @@ out=$(iscsi-inq -i "$INITIATOR" "$(obd_url acl)" 2>&1) || fail "login of the lis
 iscsi-inq -i "$OTHER" "$(obd_url acl)" >/dev/null 2>&1 &&
 	fail "login of $OTHER to acl: expected refusal, got in"
 out=$(iscsi-ls -i "$OTHER" "$(obd_portal_url disc disc-secret-1234)" 2>&1)
-echo "$out" | grep -qF "$(obd_iqn acl)" && fail "discovery by $OTHER: expected acl hidden, got: $out"
-echo "$out" | grep -qF "$(obd_iqn open)" || fail "discovery by $OTHER: expected open listed, got: $out"
+grep -qF "$(obd_iqn acl)" <<<"$out" && fail "discovery by $OTHER: expected acl hidden, got: $out"
+grep -qF "$(obd_iqn open)" <<<"$out" || fail "discovery by $OTHER: expected open listed, got: $out"
 obd_stop
 log ok

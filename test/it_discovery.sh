@@ -85,6 +85,21 @@ can_login "mutual CHAP target, both secrets right" \
 	"$(obd_url mutual user2 Secret-Two-0002 tgt2 Target-Two-0002)"
 log "per-target CHAP and ACLs enforced"
 
+# Repeated CHAP failures from one initiator are answered more and more slowly (issue 6); other
+# initiators are not slowed down.
+BAD=iqn.2026-11.io.overlaybd.test:guesser
+t0=$(date +%s%N)
+for i in 1 2 3 4; do
+	refused "wrong secret, attempt $i" "$(obd_url chap1 user1 Guess-Secret-000$i)" "$BAD"
+done
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ $ms -ge 2500 ] || fail "4 wrong secrets in a row: expected the answers slowed down (>= 2.5 s), got ${ms} ms"
+t0=$(date +%s%N)
+can_login "another initiator meanwhile" "$(obd_url chap1 user1 Secret-One-0001)"
+ms2=$((($(date +%s%N) - t0) / 1000000))
+[ $ms2 -lt 1000 ] || fail "login of another initiator: expected no slow-down (< 1 s), got ${ms2} ms"
+log "4 wrong secrets took ${ms} ms; another initiator's login ${ms2} ms"
+
 # Secrets from files: a world-readable one is refused, a private one works.
 printf 'File-Secret-0003' >"$T/secret.pub"
 chmod 0644 "$T/secret.pub"

@@ -4,7 +4,7 @@
 # raw-socket hostile peers of test/iscsi_peer.py (issue 3 iSCSI, issue 6 hostile peers).
 . "$(dirname "$0")/lib.sh"
 
-need iscsi-ls iscsi-inq iscsi-readcapacity16 qemu-img python3 cmp
+need iscsi-ls iscsi-inq iscsi-readcapacity16 iscsi-test-cu qemu-img python3 cmp
 TESTD=$BUILD/test/iscsi_testd
 PEER=$ROOT/test/iscsi_peer.py
 TGT=iqn.2026-11.io.overlaybd:test
@@ -59,8 +59,13 @@ qemu-img convert -O raw "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"iscsi\"
 cmp -s "$T/rand.img" "$T/back2.img" || fail "data read back with header digests differs"
 rm -f "$T/back.img" "$T/back2.img"
 
-log "raw-socket peers: reads and writes with and without digests, overlapping sessions"
-python3 "$PEER" "$P" "$TGT" write_read digests || fail "iscsi_peer write/read cases"
+log "raw-socket peers: data with and without digests, queueing, reinstatement"
+python3 "$PEER" "$P" "$TGT" write_read digests queueing reinstate || fail "iscsi_peer data cases"
+
+log "libiscsi's iSCSI conformance suite (CmdSN window, DataSN, residuals, TMF)"
+timeout 120 iscsi-test-cu --dataloss -t iSCSI "$(url "$P")" >"$T/cu.log" 2>&1
+grep -q "Tests completed with return value: 0" "$T/cu.log" ||
+	fail "iscsi-test-cu -t iSCSI: expected no failures, got: $(grep -E 'FAIL|tests ' "$T/cu.log" | head -20)"
 stop_testd plain
 
 log "one-way CHAP with header digests; wrong secret refused"
@@ -107,6 +112,9 @@ done
 ms=$((($(date +%s%N) - start) / 1000000))
 [ "$ms" -ge 2000 ] || fail "3 more CHAP failures: expected at least 2000 ms of delay, took ${ms} ms"
 grep -q "answer delayed" "$OBD_LOG" || fail "repeated CHAP failures: expected a delayed answer in the log"
+# SHA-256 CHAP (RFC 7143 12.1.3) and a reflected challenge, from our raw-socket initiator.
+CHAP=user2:secret-two-345:tgt2:tgt-secret-678 python3 "$PEER" "$P" "$TGT" chap_sha256 chap_reflect ||
+	fail "iscsi_peer CHAP cases"
 stop_testd mutual
 
 log "hostile peers (each closes or is rejected; a healthy session keeps working)"

@@ -5,7 +5,9 @@
  *   overlaybd-commit [options] DATA INDEX OUT
  *   overlaybd-commit [options] --commit_sealed IN OUT
  *
- * The blob is written to OUT.tmp and renamed to OUT only when complete.
+ * With -z the sealed blob is then ZFile-compressed (lsmt.md 7: per-block
+ * CRC always on, header overwritten), with -t wrapped in a tar (lsmt.md 8).
+ * Every stage writes a temporary file; OUT appears only when all are done.
  */
 #include "blockdev/bdev.h"
 #include "common/common.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void usage(FILE *to)
@@ -29,6 +32,10 @@ static void usage(FILE *to)
 		"      --uuid U         uuid of the new layer (default: the null uuid)\n"
 		"  -p, --parent-uuid U  parent uuid (default: the source's)\n"
 		"      --commit_sealed  the source is one sealed-in-place data file\n"
+		"  -z, --compress       ZFile-compress the blob\n"
+		"      --algorithm A    lz4 (default) or zstd, with -z\n"
+		"      --bs N           ZFile block size 4K, 8K, 16K, 32K or 64K (default 4K)\n"
+		"  -t, --tar            wrap the result in a tar archive\n"
 		"      --verify         read OUT back and compare it with the source\n"
 		"  -v, --verbose        debug log\n"
 		"  -h, --help           this text\n");
@@ -36,8 +43,8 @@ static void usage(FILE *to)
 
 static int fail(const char *what, const char *arg, int err)
 {
-	fprintf(stderr, "overlaybd-commit: %s%s%s\n", what, arg ? arg : "",
-		err ? strerror(-err) : "");
+	fprintf(stderr, "overlaybd-commit: %s%s%s%s\n", what, arg ? arg : "",
+		err && arg ? ": " : "", err ? strerror(-err) : "");
 	return 1;
 }
 
@@ -104,6 +111,42 @@ static int verify(struct bdev *src, struct bdev *out)
 	return err;
 }
 
+/* "4", "4K", "4k" or "4096" -> 4096; 0 if not one of 4K..64K. */
+static uint32_t parse_bs(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (end == s || (*end && strcasecmp(end, "k") && strcasecmp(end, "kb")))
+		return 0;
+	if (v <= 64)
+		v *= 1024;
+	if (v < 4096 || v > 65536 || (v & (v - 1)))
+		return 0;
+	return v;
+}
+
+/* One output stage: FROM compressed with Z, or tar-wrapped when Z is NULL, into TO. */
+static int stage(const char *from, const char *to, const struct zfile_opts *z)
+{
+	struct bdev_file *src, *dst;
+	int err = bdev_file_open_local(from, O_RDONLY, BDEV_IO_PSYNC, &src);
+
+	if (err)
+		return err;
+	err = bdev_file_open_local(to, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+	if (err) {
+		bdev_file_close(src);
+		return err;
+	}
+	err = z ? zfile_compress(src, src->size, dst, z) : tar_wrap(src, src->size, dst);
+	if (!err && dst->ops->sync)
+		err = dst->ops->sync(dst);
+	bdev_file_close(src);
+	bdev_file_close(dst);
+	return err;
+}
+
 static int open_source(const char *data, const char *index, bool sealed, struct lsmt_layer **l)
 {
 	struct bdev_file *df, *xf;
@@ -113,7 +156,7 @@ static int open_source(const char *data, const char *index, bool sealed, struct 
 		return fail("cannot open ", data, 0);
 	if (sealed) {
 		err = lsmt_open_ro(df, l);
-		return err ? fail("not a sealed layer: ", data, 0) : 0;
+		return err ? fail("not a sealed layer: ", data, err) : 0;
 	}
 	err = bdev_file_open_local(index, O_RDONLY, BDEV_IO_PSYNC, &xf);
 	if (err) {
@@ -121,28 +164,35 @@ static int open_source(const char *data, const char *index, bool sealed, struct 
 		return fail("cannot open ", index, 0);
 	}
 	err = lsmt_open_rw(df, xf, l);
-	return err ? fail("not a writable layer: ", data, 0) : 0;
+	return err ? fail("not a writable layer: ", data, err) : 0;
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_UUID = 256, OPT_SEALED, OPT_VERIFY };
+	enum { OPT_UUID = 256, OPT_SEALED, OPT_VERIFY, OPT_ALGO, OPT_BS };
 	static const struct option longopts[] = {
 		{ "message", required_argument, NULL, 'm' },
 		{ "uuid", required_argument, NULL, OPT_UUID },
 		{ "parent-uuid", required_argument, NULL, 'p' },
 		{ "commit_sealed", no_argument, NULL, OPT_SEALED },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "compress", no_argument, NULL, 'z' },
+		{ "algorithm", required_argument, NULL, OPT_ALGO },
+		{ "bs", required_argument, NULL, OPT_BS },
+		{ "tar", no_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct lsmt_commit_opts o = { 0 };
-	bool sealed = false, check = false;
+	struct zfile_opts z = { .algo = ZFILE_LZ4, .block_size = 4096, .verify = true,
+				.overwrite_header = true };
+	bool sealed = false, check = false, compress = false, tar = false, zset = false;
+	bool verbose = false;
 	int c;
 
 	log_set_level(LOG_LVL_WARN);
-	while ((c = getopt_long(argc, argv, "m:p:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:p:zthv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			o.user_tag = optarg;
@@ -159,8 +209,29 @@ int main(int argc, char **argv)
 		case OPT_VERIFY:
 			check = true;
 			break;
+		case 'z':
+			compress = true;
+			break;
+		case 't':
+			tar = true;
+			break;
+		case OPT_ALGO:
+			zset = true;
+			if (!strcasecmp(optarg, "lz4"))
+				z.algo = ZFILE_LZ4;
+			else if (!strcasecmp(optarg, "zstd"))
+				z.algo = ZFILE_ZSTD;
+			else
+				return fail("unknown algorithm (lz4 or zstd): ", optarg, 0);
+			break;
+		case OPT_BS:
+			zset = true;
+			z.block_size = parse_bs(optarg);
+			if (!z.block_size)
+				return fail("block size must be 4K, 8K, 16K, 32K or 64K, got ", optarg, 0);
+			break;
 		case 'v':
-			log_set_level(LOG_LVL_DEBUG);
+			verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -170,10 +241,17 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* One line per failure: the library's own log only with -v. */
+	if (verbose)
+		log_set_level(LOG_LVL_DEBUG);
+	else
+		log_open("/dev/null");
 	if (argc - optind != (sealed ? 2 : 3)) {
 		usage(stderr);
 		return 1;
 	}
+	if (zset && !compress)
+		fprintf(stderr, "overlaybd-commit: warning: --algorithm/--bs are ignored without -z\n");
 	if (o.uuid && !uuid_ok(o.uuid))
 		return fail("not a uuid: ", o.uuid, 0);
 	if (o.parent_uuid && !uuid_ok(o.parent_uuid))
@@ -190,16 +268,37 @@ int main(int argc, char **argv)
 
 	if (open_source(data, index, sealed, &l))
 		return 1;
+	char tlsmt[4096], tzf[4096];
+	const char *stagename = "commit failed: ";
+
 	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
-	err = bdev_file_open_local(tmp, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+	snprintf(tlsmt, sizeof(tlsmt), "%s.lsmt.tmp", out);
+	snprintf(tzf, sizeof(tzf), "%s.zfile.tmp", out);
+	const char *cur = compress || tar ? tlsmt : tmp;
+	err = bdev_file_open_local(cur, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
 	if (err) {
 		lsmt_close(l);
-		return fail("cannot create ", tmp, 0);
+		return fail("cannot create ", cur, 0);
 	}
 	err = lsmt_commit(&l, 1, dst, &o, false);
 	if (!err && dst->ops->sync)
 		err = dst->ops->sync(dst);
 	bdev_file_close(dst);
+	if (!err && compress) {
+		const char *next = tar ? tzf : tmp;
+
+		err = stage(cur, next, &z);
+		unlink(cur);
+		cur = next;
+		if (err)
+			stagename = "zfile compression failed: ";
+	}
+	if (!err && tar) {
+		err = stage(cur, tmp, NULL);
+		unlink(cur);
+		if (err)
+			stagename = "tar wrapping failed: ";
+	}
 	if (!err && check) {
 		struct bdev *sd = NULL, *od = NULL;
 		struct lsmt_layer *ol = NULL;
@@ -209,6 +308,8 @@ int main(int argc, char **argv)
 		l = NULL;
 		if (!err)
 			err = bdev_file_open_local(tmp, O_RDONLY, BDEV_IO_PSYNC, &of);
+		if (!err)
+			err = bdev_file_unwrap(of, &of);
 		if (!err)
 			err = lsmt_open_ro(of, &ol);
 		if (!err)
@@ -223,7 +324,9 @@ int main(int argc, char **argv)
 		err = -errno;
 	if (err) {
 		unlink(tmp);
-		return fail("commit failed: ", NULL, err);
+		unlink(tlsmt);
+		unlink(tzf);
+		return fail(stagename, NULL, err);
 	}
 	return 0;
 }

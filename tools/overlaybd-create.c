@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 
 	snprintf(tdata, sizeof(tdata), "%s.tmp", data);
 	snprintf(tindex, sizeof(tindex), "%s.tmp", index);
-	log_set_level(LOG_LVL_WARN);
+	log_open("/dev/null"); /* failures are reported in one line below */
 	err = bdev_file_open_local(tdata, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &df);
 	if (err)
 		return die("cannot create %s", tdata);

@@ -54,7 +54,9 @@ static void die(int code, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\n");
 	va_end(ap);
-	exit(code);
+	/* Abandons whatever is in flight: no leak report for that, just the status. */
+	fflush(NULL);
+	_exit(code);
 }
 
 static double now_s(void)
@@ -639,6 +641,19 @@ static void cw_setup(struct cw *w, int argc, char **argv, unsigned qd, uint32_t 
 	w->busy = calloc(w->count, 1);
 }
 
+static void cw_teardown(struct cw *w)
+{
+	unsigned i;
+
+	conn_close(&w->c);
+	for (i = 0; i < w->qd; i++)
+		free(w->ops[i].buf);
+	free(w->ops);
+	free(w->busy);
+	free(w->j.r);
+	close(w->j.fd);
+}
+
 static int cmd_crash_write(int argc, char **argv)
 {
 	unsigned qd = 4, i;
@@ -703,7 +718,7 @@ static int cmd_crash_write(int argc, char **argv)
 	printf("crash-write: %" PRIu64 " writes acknowledged (%" PRIu64 " blocks, %" PRIu64
 	       " by SYNCHRONIZE CACHE), %" PRIu64 " re-issued\n", w.acked, w.acked_blocks,
 	       w.sync_writes, reissued);
-	conn_close(&w.c);
+	cw_teardown(&w);
 	return 0;
 }
 
@@ -729,11 +744,11 @@ static int cmd_fill(int argc, char **argv)
 	       w.acked_blocks / 2);
 	if (!w.scsi_error) {
 		printf("fill: no SCSI error before the end of the region\n");
-		conn_close(&w.c);
+		cw_teardown(&w);
 		return 5;
 	}
 	printf("fill: first error: %s\n", w.error);
-	conn_close(&w.c);
+	cw_teardown(&w);
 	return 0;
 }
 
@@ -1265,6 +1280,13 @@ static int cmd_soak(int argc, char **argv)
 	       st.writes, st.unmaps, st.aborts, st.abort_done, st.logins, st.logouts,
 	       (st.reads + st.writes + st.unmaps) / secs, st.blocks_checked, st.data_errors,
 	       st.io_errors);
+	for (i = 0; i < nsess; i++) {
+		free(ss[i].ver);
+		free(ss[i].busy);
+		free(ss[i].base);
+	}
+	free(ss);
+	free(pfd);
 	return st.data_errors || st.io_errors ? EXIT_CHECK : 0;
 }
 

@@ -118,10 +118,31 @@ static void test_every_key(void **state)
 
 static void test_unknown_key_is_not_fatal(void **state)
 {
-	struct cfg *c = parse_ok("{\"cacheConfig\":{\"cacheType\":\"file\"},\"logLevel\":2}");
+	struct cfg *c = parse_ok("{\"p2pConfig\":{\"enable\":false},\"logLevel\":2,"
+				 "\"cacheConfig\":{\"cacheType\":\"file\"}}");
 
 	assert_int_equal(c->log_level, 2);
 	cfg_free(c);
+}
+
+static void test_reference_groups(void **state)
+{
+	/* config.md 2: the grouped forms win over the flat ones. */
+	struct cfg *c = parse_ok("{\"logConfig\":{\"logLevel\":3,\"logPath\":\"/l/x.log\"},"
+				 "\"logLevel\":0,\"cacheConfig\":{\"cacheDir\":\"/cache\","
+				 "\"cacheSizeGB\":7,\"refillSize\":4096},"
+				 "\"credentialConfig\":{\"mode\":\"file\",\"path\":\"/c.json\"}}");
+
+	assert_int_equal(c->log_level, 3);
+	assert_string_equal(c->log_path, "/l/x.log");
+	assert_string_equal(c->registry_cache_dir, "/cache");
+	assert_int_equal(c->registry_cache_size_gb, 7);
+	assert_string_equal(c->credential_file_path, "/c.json");
+	cfg_free(c);
+	parse_bad("{\"logConfig\":{\"logLevel\":7}}", "logConfig.logLevel");
+	parse_bad("{\"cacheConfig\":{\"cacheSizeGB\":\"4\"}}", "cacheConfig.cacheSizeGB");
+	parse_bad("{\"credentialConfig\":{\"mode\":\"http\"}}", "credentialConfig.mode");
+	parse_bad("{\"logConfig\":5}", "logConfig");
 }
 
 static void test_bad_values_name_the_key(void **state)
@@ -236,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_unknown_key_is_not_fatal),
+		cmocka_unit_test(test_reference_groups),
 		cmocka_unit_test(test_bad_values_name_the_key),
 		cmocka_unit_test(test_secret_files),
 		cmocka_unit_test(test_load_file),

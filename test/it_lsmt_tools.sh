@@ -1,0 +1,73 @@
+#!/bin/bash
+# it_lsmt_tools: overlaybd-create, overlaybd-commit and overlaybd-merge give
+# the reference's bytes for the stack-a vectors, and on bad input fail with
+# one line and leave no output behind.
+. "$(dirname "$0")/lib.sh"
+B=$BUILD/bin
+S=$DATA/stack-a
+U1=A1000000-0000-4000-8000-000000000001
+U2=A2000000-0000-4000-8000-000000000002
+U3=A3000000-0000-4000-8000-000000000003
+
+same() { cmp -s "$1" "$2" || fail "$3: expected the bytes of $2, got others"; }
+
+"$B/overlaybd-commit" -m layer-1 --uuid $U1 "$S/l1.data" "$S/l1.index" "$T/l1" ||
+	fail "commit l1 failed"
+same "$T/l1" "$S/l1.lsmt" "commit l1"
+"$B/overlaybd-commit" -z -m layer-1 --uuid $U1 --verify "$S/l1.data" "$S/l1.index" "$T/l1z" ||
+	fail "commit -z l1 failed"
+same "$T/l1z" "$S/l1.lz4.zfile" "commit -z l1"
+"$B/overlaybd-commit" -z --algorithm zstd -m layer-1 --uuid $U1 "$S/l1.data" "$S/l1.index" \
+	"$T/l1zs" || fail "commit -z zstd l1 failed"
+same "$T/l1zs" "$S/l1.zstd.zfile" "commit -z --algorithm zstd l1"
+"$B/overlaybd-commit" -z --algorithm zstd --bs 64 -m layer-2 --uuid $U2 "$S/l2.data" \
+	"$S/l2.index" "$T/l2" || fail "commit l2 failed"
+same "$T/l2" "$S/l2.zstd-bs64.zfile" "commit -z --bs 64 l2"
+"$B/overlaybd-commit" -z -t -m layer-3 --uuid $U3 --verify "$S/l3.data" "$S/l3.index" "$T/l3" ||
+	fail "commit -z -t l3 failed"
+same "$T/l3" "$S/l3.lz4.tar" "commit -z -t l3"
+"$B/overlaybd-commit" --commit_sealed --verify "$S/l3.lsmt" "$T/l3s" || fail "--commit_sealed failed"
+
+printf '{"lowers": %s}' "$(lowers_of $S/l1.lz4.zfile $S/l2.zstd-bs64.zfile $S/l3.lsmt)" \
+	>"$T/image.json"
+"$B/overlaybd-merge" --compress=false "$T/image.json" "$T/m" || fail "merge failed"
+same "$T/m" "$S/merged123.lsmt" "merge --compress=false"
+"$B/overlaybd-merge" "$T/image.json" "$T/mz" || fail "merge to zfile failed"
+same "$T/mz" "$S/merged123.zfile" "merge"
+"$B/overlaybd-merge" --compress=false -l "$S/l1.lsmt" -l "$S/l2.lz4.zfile" -l "$S/l3.lz4.tar" \
+	"$T/ml" || fail "merge -l failed"
+same "$T/ml" "$S/merged123.lsmt" "merge -l"
+
+# A layer made by our tools, written with the library's own writer, reads back.
+"$B/overlaybd-create" -u $U1 "$T/new.data" "$T/new.index" 2 || fail "create failed"
+[ "$(stat -c %s "$T/new.data")" = 4096 ] && [ "$(stat -c %s "$T/new.index")" = 4096 ] ||
+	fail "create: expected two 4096-byte files"
+"$B/overlaybd-commit" --verify "$T/new.data" "$T/new.index" "$T/new.lsmt" ||
+	fail "commit of an empty layer failed"
+
+bad() {
+	local tool=$1 what=$2 out=$3
+	shift 3
+	rm -f "$out" "$out.tmp"
+	"$B/$tool" "$@" 2>"$T/err" && fail "$tool $what: expected failure, got status 0"
+	[ "$(wc -l <"$T/err")" -eq 1 ] ||
+		fail "$tool $what: expected one line on stderr, got: $(cat "$T/err")"
+	[ ! -e "$out" ] && [ ! -e "$out.tmp" ] || fail "$tool $what: output file left behind"
+}
+head -c 5000 "$S/l1.lsmt" >"$T/trunc"
+bad overlaybd-create "bad size" "$T/c.data" "$T/c.data" "$T/c.index" 1.5
+bad overlaybd-create "bad parent" "$T/c.data" -u nope "$T/c.data" "$T/c.index" 1
+bad overlaybd-create "missing dir" "$T/no/c.data" "$T/no/c.data" "$T/c.index" 1
+bad overlaybd-commit "missing data" "$T/bad" "$T/nonexistent" "$S/l1.index" "$T/bad"
+bad overlaybd-commit "sealed blob as index" "$T/bad" "$S/l1.data" "$S/l1.lsmt" "$T/bad"
+bad overlaybd-commit "truncated sealed" "$T/bad" --commit_sealed "$T/trunc" "$T/bad"
+bad overlaybd-commit "bad uuid" "$T/bad" --uuid xyz "$S/l1.data" "$S/l1.index" "$T/bad"
+bad overlaybd-commit "bad bs" "$T/bad" -z --bs 3 "$S/l1.data" "$S/l1.index" "$T/bad"
+bad overlaybd-merge "missing layer" "$T/bad" -l "$T/nonexistent" "$T/bad"
+bad overlaybd-merge "truncated layer" "$T/bad" -l "$T/trunc" "$T/bad"
+echo '{"lowers": [{"digest": "sha256:00"}]}' >"$T/remote.json"
+bad overlaybd-merge "remote-only layer" "$T/bad" "$T/remote.json" "$T/bad"
+for t in overlaybd-create overlaybd-commit overlaybd-merge; do
+	"$B/$t" --help | grep -q "usage: $t" || fail "$t --help: expected usage"
+done
+log "ok"
