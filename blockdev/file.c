@@ -37,8 +37,10 @@
 #define DIO_BOUNCE (1u << 20) /* largest bounce buffer per request */
 #define AIO_DEPTH 4           /* events per io_context: one request at a time */
 
+/* One caller's libaio context and bounce buffer, kept for the next call. */
 struct aio_ctx {
 	io_context_t ctx;
+	uint8_t *bounce; /* DIO_BOUNCE bytes, 4 KiB aligned; allocated on first use */
 	struct aio_ctx *next;
 };
 
@@ -162,16 +164,13 @@ static void ctx_put(struct local_file *lf, struct aio_ctx *c)
 }
 
 /* One libaio request on FD, waited for.  Bytes moved or -errno. */
-static ssize_t laio_once(struct local_file *lf, int fd, bool write, void *buf, size_t len,
+static ssize_t laio_once(struct aio_ctx *c, int fd, bool write, void *buf, size_t len,
 			 uint64_t off)
 {
-	struct aio_ctx *c = ctx_get(lf);
 	struct iocb cb, *cbs[1] = { &cb };
 	struct io_event ev;
 	long rc;
 
-	if (!c)
-		return -ENOMEM;
 	if (write)
 		io_prep_pwrite(&cb, fd, buf, len, off);
 	else
@@ -187,18 +186,17 @@ static ssize_t laio_once(struct local_file *lf, int fd, bool write, void *buf, s
 	} else if (rc >= 0) {
 		rc = -EIO;
 	}
-	ctx_put(lf, c);
 	return rc;
 }
 
 /* Loop one engine primitive until LEN bytes moved or end of file. */
-static ssize_t laio_loop(struct local_file *lf, int fd, bool write, char *buf, size_t len,
-			 uint64_t off)
+static ssize_t laio_loop(struct local_file *lf, struct aio_ctx *c, int fd, bool write,
+			 char *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = laio_once(lf, fd, write, buf + done, len - done, off + done);
+		ssize_t n = laio_once(c, fd, write, buf + done, len - done, off + done);
 
 		if (n < 0)
 			return n;
@@ -220,18 +218,13 @@ static bool dio_aligned(const void *buf, size_t len, uint64_t off)
 	return (((uintptr_t)buf | len | off) & (DIO_ALIGN - 1)) == 0;
 }
 
-static ssize_t laio_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+/* An unaligned read through C's bounce buffer, whole enclosing 4 KiB blocks at a time. */
+static ssize_t laio_bounce_read(struct local_file *lf, struct aio_ctx *c, uint8_t *buf,
+				size_t len, uint64_t off)
 {
-	struct local_file *lf = (struct local_file *)f;
 	size_t done = 0;
-	uint8_t *bounce;
 
-	if (lf->dfd < 0)
-		return laio_loop(lf, lf->fd, false, buf, len, off);
-	if (dio_aligned(buf, len, off))
-		return laio_loop(lf, lf->dfd, false, buf, len, off);
-	if (posix_memalign((void **)&bounce, DIO_ALIGN,
-			   len + 2 * DIO_ALIGN < DIO_BOUNCE ? len + 2 * DIO_ALIGN : DIO_BOUNCE))
+	if (!c->bounce && posix_memalign((void **)&c->bounce, DIO_ALIGN, DIO_BOUNCE))
 		return -ENOMEM;
 	while (done < len) {
 		uint64_t pos = off + done, a0 = pos & ~(uint64_t)(DIO_ALIGN - 1);
@@ -241,29 +234,49 @@ static ssize_t laio_pread(struct bdev_file *f, void *buf, size_t len, uint64_t o
 		if (want > DIO_BOUNCE - DIO_ALIGN - lead)
 			want = DIO_BOUNCE - DIO_ALIGN - lead;
 		span = (lead + want + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
-		n = laio_loop(lf, lf->dfd, false, (char *)bounce, span, a0);
-		if (n < 0) {
-			free(bounce);
+		n = laio_loop(lf, c, lf->dfd, false, (char *)c->bounce, span, a0);
+		if (n < 0)
 			return n;
-		}
 		if ((size_t)n <= lead)
 			break;
 		got = (size_t)n - lead < want ? (size_t)n - lead : want;
-		memcpy((char *)buf + done, bounce + lead, got);
+		memcpy(buf + done, c->bounce + lead, got);
 		done += got;
 		if (got < want)
 			break;
 	}
-	free(bounce);
 	return done;
+}
+
+static ssize_t laio_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct local_file *lf = (struct local_file *)f;
+	struct aio_ctx *c = ctx_get(lf);
+	ssize_t n;
+
+	if (!c)
+		return -ENOMEM;
+	if (lf->dfd < 0)
+		n = laio_loop(lf, c, lf->fd, false, buf, len, off);
+	else if (dio_aligned(buf, len, off))
+		n = laio_loop(lf, c, lf->dfd, false, buf, len, off);
+	else
+		n = laio_bounce_read(lf, c, buf, len, off);
+	ctx_put(lf, c);
+	return n;
 }
 
 static ssize_t laio_pwrite(struct bdev_file *f, const void *buf, size_t len, uint64_t off)
 {
 	struct local_file *lf = (struct local_file *)f;
 	int fd = lf->dfd >= 0 && dio_aligned(buf, len, off) ? lf->dfd : lf->fd;
-	ssize_t n = laio_loop(lf, fd, true, (char *)buf, len, off);
+	struct aio_ctx *c = ctx_get(lf);
+	ssize_t n;
 
+	if (!c)
+		return -ENOMEM;
+	n = laio_loop(lf, c, fd, true, (char *)buf, len, off);
+	ctx_put(lf, c);
 	if (n >= 0)
 		size_grow(f, off + len);
 	return n;
@@ -346,6 +359,7 @@ static void local_close(struct bdev_file *f)
 
 		lf->ctx_free = c->next;
 		io_destroy(c->ctx);
+		free(c->bounce);
 		free(c);
 	}
 	pthread_mutex_destroy(&lf->ctx_mu);

@@ -40,8 +40,6 @@ struct cache_blob {
 
 	/* Valid while refs > 0. */
 	int fd, map_fd;
-	cache_fetch_fn fetch;
-	void *ctx;
 	pthread_mutex_t lock;   /* map, filling, dmap, dirty range */
 	pthread_cond_t cv;      /* a fill finished */
 	pthread_rwlock_t evict; /* readers share; eviction punches exclusively */

@@ -236,6 +236,10 @@ void iscsi_task_abort(struct iscsi_task *t)
 	iscsi_task_free(t);
 }
 
+static void task_execute(struct iscsi_task *t);
+static void send_r2ts(struct iscsi_task *t);
+static void drain_pending(struct iscsi_session *s);
+
 int iscsi_session_check_cmdsn(struct iscsi_conn *c, const uint8_t *bhs)
 {
 	struct iscsi_session *s = c->sess;
@@ -248,13 +252,13 @@ int iscsi_session_check_cmdsn(struct iscsi_conn *c, const uint8_t *bhs)
 	iscsi_session_window(s, &exp, &max);
 	if (sn_lt(cmdsn, exp) || sn_lt(max, cmdsn))
 		return -1;
-	if (cmdsn == s->ExpCmdSN)
+	if (cmdsn == s->ExpCmdSN) {
 		s->ExpCmdSN++;
+		drain_pending(s);
+	}
 	return 0;
 }
 
-static void task_execute(struct iscsi_task *t);
-static void send_r2ts(struct iscsi_task *t);
 
 /* The response: Data-In PDUs from the SCSI buffers, then either a status
  * collapsed into the last Data-In or a SCSI Response. */

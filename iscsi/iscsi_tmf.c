@@ -156,12 +156,18 @@ int iscsi_tmf_pdu(struct iscsi_conn *c)
 		/* 11.5.1: a cold reset drops every connection of the target
 		 * once the response is out. */
 		if (fn == TMF_TARGET_COLD_RESET) {
-			struct iscsi_session *o;
+			struct iscsi_session *o, *next;
 
 			w->close_after = true;
-			for (o = c->srv->sessions; o; o = o->next)
-				if (o != s && o->tgt == s->tgt && o->conn)
-					iscsi_conn_close(o->conn, "target cold reset");
+			for (o = c->srv->sessions; o; o = next) {
+				struct iscsi_conn *oc = o->conn;
+
+				next = o->next;
+				if (o != s && o->tgt == s->tgt && oc && oc->state != CONN_CLOSED) {
+					iscsi_conn_close(oc, "target cold reset");
+					iscsi_conn_maybe_free(oc);
+				}
+			}
 		}
 		break;
 	case TMF_I_T_NEXUS_RESET:

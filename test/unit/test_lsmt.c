@@ -5,6 +5,7 @@
  * in-memory model, comparing after reopen, after commit and after stacking.
  */
 #include "lsmt_helpers.h"
+#include "blockdev/bdev_int.h"
 
 #include <pthread.h>
 #include <sys/stat.h>
@@ -433,6 +434,65 @@ static void test_concurrent(void **state)
 	rm_tmpdir(t);
 }
 
+/*
+ * The writable layer's interval map against a per-sector model, with
+ * enough entries to split and empty many chunks: each sector must map to
+ * the newest insert's moffset (plus its distance into that insert).
+ */
+static void test_umap_model(void **state)
+{
+	enum { SECTORS = 200000, INSERTS = 60000 };
+	uint64_t *model = calloc(SECTORS, sizeof(*model)); /* 0 = unmapped, else moff + 1 */
+	struct seg *out = malloc(SECTORS * sizeof(*out));
+	struct umap m;
+
+	umap_init(&m);
+	srand(4242);
+	for (int i = 0; i < INSERTS; i++) {
+		uint64_t lba = rnd(SECTORS - 300), len = 1 + (rnd(50) ? rnd(16) : rnd(300));
+		uint64_t moff = 8 + rnd(1ull << 40);
+		bool zeroed = rnd(5) == 0;
+
+		assert_int_equal(umap_insert(&m, seg_make(lba, len, moff, zeroed, 0)), 0);
+		for (uint64_t k = 0; k < len; k++)
+			model[lba + k] = zeroed ? UINT64_MAX : moff + k + 1;
+		if (i % 10000 != 9999 && i != INSERTS - 1)
+			continue;
+		size_t n = umap_collect(&m, 0, SECTORS, out, SECTORS);
+		uint64_t pos = 0;
+
+		assert_int_equal(n, m.count);
+		for (size_t j = 0; j < n; j++) {
+			for (; pos < seg_lba(&out[j]); pos++)
+				if (model[pos])
+					fail_msg("insert %d: sector %llu: expected mapped, got a hole", i,
+						 (unsigned long long)pos);
+			for (uint32_t k = 0; k < seg_len(&out[j]); k++, pos++) {
+				uint64_t want = model[pos];
+				uint64_t got = seg_zeroed(&out[j]) ? UINT64_MAX : seg_moff(&out[j]) + k + 1;
+
+				if (want != got)
+					fail_msg("insert %d: sector %llu: expected %llx, got %llx", i,
+						 (unsigned long long)pos, (unsigned long long)want,
+						 (unsigned long long)got);
+			}
+		}
+		for (; pos < SECTORS; pos++)
+			if (model[pos])
+				fail_msg("insert %d: sector %llu: expected mapped, got a hole", i,
+					 (unsigned long long)pos);
+		/* a collect from the middle starts clipped */
+		uint64_t mid = SECTORS / 2 + 3;
+		n = umap_collect(&m, mid, mid + 1, out, 1);
+		if (model[mid] && (n != 1 || seg_lba(&out[0]) != mid || seg_len(&out[0]) != 1))
+			fail_msg("collect at %llu: expected one sector, got %zu", (unsigned long long)mid, n);
+	}
+	assert_true(m.nchunks > 4);
+	umap_free(&m);
+	free(model);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_bad_writable),
 		cmocka_unit_test(test_property),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_umap_model),
 	};
 
 	log_open("/dev/null"); /* the bad inputs log on purpose */

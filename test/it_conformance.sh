@@ -1,5 +1,5 @@
 #!/bin/bash
-# conformance (becomes it_conformance once it passes): libiscsi's conformance suite (iscsi-test-cu --dataloss, Debian libiscsi-bin
+# it_conformance: libiscsi's conformance suite (iscsi-test-cu --dataloss, Debian libiscsi-bin
 # 1.19) against a writable device, one process per suite: a skipped CompareAndWrite test leaves
 # a PDU mutator installed in 1.19 that would break every later suite of the same process.
 # ReadOnly also runs against a read-only device.  Prints a table per suite; fails on any failed
