@@ -459,7 +459,7 @@ static void test_umap_model(void **state)
 		if (i % 10000 != 9999 && i != INSERTS - 1)
 			continue;
 		size_t n = umap_collect(&m, 0, SECTORS, out, SECTORS);
-		uint64_t pos = 0, total = 0;
+		uint64_t pos = 0;
 
 		assert_int_equal(n, m.count);
 		for (size_t j = 0; j < n; j++) {
@@ -476,7 +476,6 @@ static void test_umap_model(void **state)
 						 (unsigned long long)pos, (unsigned long long)want,
 						 (unsigned long long)got);
 			}
-			total += seg_len(&out[j]);
 		}
 		for (; pos < SECTORS; pos++)
 			if (model[pos])
