@@ -22,7 +22,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define INLINE_READ_MAX (64u << 10) /* bytes a loop-thread read may copy */
+#define INLINE_READ_MAX (128u << 10) /* bytes a loop-thread read may copy */
 
 struct bdev_pool {
 	pthread_mutex_t mu;

@@ -122,6 +122,17 @@ static ssize_t tar_pread(struct bdev_file *f, void *buf, size_t len, uint64_t of
 	return bdev_file_pread(t->raw, buf, len, t->off + off);
 }
 
+static ssize_t tar_pread_nowait(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct tar_file *t = (struct tar_file *)f;
+
+	if (off >= f->size)
+		return 0;
+	if (len > f->size - off)
+		len = f->size - off;
+	return t->raw->ops->pread_nowait(t->raw, buf, len, t->off + off);
+}
+
 static const char *tar_name(struct bdev_file *f)
 {
 	return ((struct tar_file *)f)->name;
@@ -138,6 +149,14 @@ static void tar_close(struct bdev_file *f)
 
 static const struct bdev_file_ops tar_ops = {
 	.pread = tar_pread,
+	.name = tar_name,
+	.close = tar_close,
+};
+
+/* Over a raw file with a fast path, the member has one too. */
+static const struct bdev_file_ops tar_nowait_ops = {
+	.pread = tar_pread,
+	.pread_nowait = tar_pread_nowait,
 	.name = tar_name,
 	.close = tar_close,
 };
@@ -208,7 +227,7 @@ int tar_open(struct bdev_file *raw, struct bdev_file **out)
 		bdev_file_close(raw);
 		return -ENOMEM;
 	}
-	t->f.ops = &tar_ops;
+	t->f.ops = raw->ops->pread_nowait ? &tar_nowait_ops : &tar_ops;
 	t->f.size = size;
 	t->raw = raw;
 	t->off = off;

@@ -34,6 +34,7 @@
 #define ZF_CACHE_BYTES (1u << 20)   /* per open file */
 #define ZF_WINDOW (256u << 10)      /* stored bytes read ahead for small sequential reads */
 #define ZF_BATCH (1u << 20)         /* uncompressed bytes per raw read */
+#define ZF_NOWAIT_DECODE 16384u    /* largest LZ4 block decoded on the loop thread */
 #define ZF_INDEX_CHUNK 16384u       /* index entries read at a time at open */
 #define ZF_CRC_TRIES 3              /* zfile.md 3.7: the reference retries */
 #define ZF_NO_BLOCK UINT64_MAX
@@ -248,13 +249,18 @@ static int decode_block(struct zfile *z, uint64_t i, const uint8_t *src, uint32_
 	return !ZSTD_isError(n) && n == want ? 0 : -EIO;
 }
 
-static bool cache_get(struct zfile *z, uint64_t i, void *dst, uint32_t from, uint32_t len)
+/* Copy part of block I from the cache; false on a miss (or, with TRY, a busy shard). */
+static bool cache_get(struct zfile *z, uint64_t i, void *dst, uint32_t from, uint32_t len,
+		      bool try)
 {
 	uint32_t s = i % z->nslots;
 	struct zf_shard *sh = &z->shard[s % ZF_SHARDS];
 	bool hit;
 
-	pthread_mutex_lock(&sh->mu);
+	if (!try)
+		pthread_mutex_lock(&sh->mu);
+	else if (pthread_mutex_trylock(&sh->mu))
+		return false;
 	hit = z->slot[s].blk == i;
 	if (hit)
 		memcpy(dst, z->slot[s].buf + from, len);
@@ -349,21 +355,28 @@ static int read_batch(struct zfile *z, uint64_t first, uint64_t end, uint8_t *bu
 	return rc;
 }
 
-/* Serve block I from the window: -ENOENT when the window does not hold it. */
-static int window_serve(struct zfile *z, uint64_t i, uint8_t *buf, uint64_t off, size_t len)
+/* Serve block I from the window: -ENOENT when the window does not hold it
+ * (with TRY, also while a fill holds the window). */
+static int window_serve(struct zfile *z, uint64_t i, uint8_t *buf, uint64_t off, size_t len,
+			bool try)
 {
 	struct zf_window *w = &z->win;
-	struct zf_scratch *s = scratch_get(z);
+	struct zf_scratch *s;
 	int rc = -ENOENT;
 
+	if (!try)
+		pthread_rwlock_rdlock(&w->lock);
+	else if (pthread_rwlock_tryrdlock(&w->lock))
+		return -ENOENT;
+	s = scratch_get(z);
 	if (!s)
-		return -ENOMEM;
-	pthread_rwlock_rdlock(&w->lock);
-	if (i >= w->first && i < w->end)
+		rc = -ENOMEM;
+	else if (i >= w->first && i < w->end)
 		rc = serve_block(z, s, i, w->buf + (blk_start(z, i) - blk_start(z, w->first)),
 				 blk_start(z, i + 1) - blk_start(z, i), buf, off, len);
 	pthread_rwlock_unlock(&w->lock);
-	scratch_put(z, s);
+	if (s)
+		scratch_put(z, s);
 	return rc;
 }
 
@@ -422,14 +435,14 @@ static ssize_t zf_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off
 		uint64_t end;
 		int rc;
 
-		if (cache_get(z, i, (uint8_t *)buf + (from - off), from - bstart, to - from)) {
+		if (cache_get(z, i, (uint8_t *)buf + (from - off), from - bstart, to - from, false)) {
 			i++;
 			continue;
 		}
 		if (windowed) {
-			rc = window_serve(z, i, buf, off, len);
+			rc = window_serve(z, i, buf, off, len, false);
 			if (rc == -ENOENT && window_fill(z, i) == 0)
-				rc = window_serve(z, i, buf, off, len);
+				rc = window_serve(z, i, buf, off, len, false);
 			if (rc == 0) {
 				i++;
 				continue;
@@ -444,6 +457,38 @@ static ssize_t zf_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off
 			return rc;
 		i = end;
 	}
+	return len;
+}
+
+/*
+ * The event loop's fast path (bdev_file_ops.pread_nowait): only blocks
+ * already decompressed in the cache, or small LZ4 blocks already in the
+ * readahead window (a few microseconds of decoding), never a raw read or a
+ * wait for a lock; anything else is -EAGAIN and goes to a worker.
+ */
+static ssize_t zf_pread_nowait(struct bdev_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct zfile *z = (struct zfile *)f;
+	bool decode = z->algo == ZFILE_LZ4 && z->bs <= ZF_NOWAIT_DECODE;
+	uint64_t first, last;
+
+	if (off >= f->size || len == 0)
+		return 0;
+	if (len > f->size - off)
+		len = f->size - off;
+	first = off >> z->bs_shift;
+	last = (off + len - 1) >> z->bs_shift;
+	for (uint64_t i = first; i <= last; i++) {
+		uint64_t bstart = i << z->bs_shift, bend = bstart + blk_len(z, i);
+		uint64_t from = off > bstart ? off : bstart;
+		uint64_t to = off + len < bend ? off + len : bend;
+
+		if (cache_get(z, i, (uint8_t *)buf + (from - off), from - bstart, to - from, true))
+			continue;
+		if (!decode || window_serve(z, i, buf, off, len, true) != 0)
+			return -EAGAIN;
+	}
+	__atomic_store_n(&z->seq_next, (off + len) >> z->bs_shift, __ATOMIC_RELAXED);
 	return len;
 }
 
@@ -482,6 +527,7 @@ static void zf_close(struct bdev_file *f)
 
 static const struct bdev_file_ops zfile_ops = {
 	.pread = zf_pread,
+	.pread_nowait = zf_pread_nowait,
 	.name = zf_name,
 	.close = zf_close,
 };

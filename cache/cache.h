@@ -46,12 +46,14 @@ int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size);
 
 /* DIGEST is "algo:hex"; SIZE the blob's exact size. */
 int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
-		    cache_fetch_fn fetch, void *ctx, struct cache_blob **out);
+		    struct cache_blob **out);
 void cache_blob_close(struct cache_blob *b);
-/* Thread-safe, blocking.  Serves from disk, fills missing units from the
- * origin (one fetch per unit however many readers miss it).  Returns bytes
- * read (short only at the end of the blob) or -errno from the origin. */
-ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off);
+/* Thread-safe, blocking.  Serves from disk, fills missing units through
+ * FETCH(CTX, ...) (one fetch per unit however many readers miss it; each
+ * opener passes its own origin, as two specs may share a blob).  Returns
+ * bytes read (short only at the end of the blob) or -errno from the origin. */
+ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off,
+			 cache_fetch_fn fetch, void *ctx);
 /* Copy [OFF, OFF+LEN) only if every byte is cached: LEN, or 0 when some
  * unit is missing (nothing fetched). */
 ssize_t cache_blob_read_cached(struct cache_blob *b, void *buf, size_t len, uint64_t off);

@@ -206,7 +206,7 @@ static uint64_t count_bits(const uint8_t *m, uint64_t n)
 }
 
 int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
-		    cache_fetch_fn fetch, void *ctx, struct cache_blob **out)
+		    struct cache_blob **out)
 {
 	char data[PATH_MAX], map[PATH_MAX];
 	struct cache_blob *b;
@@ -253,8 +253,6 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	b->size = size;
 	b->nunits = (size + s->unit - 1) / s->unit;
 	b->fd = b->map_fd = -1;
-	b->fetch = fetch;
-	b->ctx = ctx;
 	b->atime_ms = cache_now_ms();
 	s->usage -= b->bytes;
 	b->bytes = 0;
@@ -274,7 +272,9 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	pthread_mutex_init(&b->flush, NULL);
 	b->dirty_lo = UINT64_MAX;
 	b->dirty_hi = 0;
-	b->pending = b->pending_since = b->next_off = 0;
+	b->pending = b->pending_since = 0;
+	memset(b->seq_ends, 0, sizeof(b->seq_ends));
+	b->seq_next = 0;
 	b->ra_units = 0;
 	b->bypass_until = 0;
 	mlen = (b->nunits + 7) / 8;
@@ -379,7 +379,8 @@ static int write_file(struct cache_blob *b, const void *buf, size_t len, uint64_
 }
 
 /* Fetch units [u, u+n) (claimed by us) into the cache file. */
-static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n)
+static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn fetch,
+		    void *ctx)
 {
 	uint64_t unit = b->s->unit, off = u * unit, len = n * unit, lo, hi;
 	char *buf;
@@ -392,7 +393,7 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n)
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
-	got = b->fetch(b->ctx, buf, len, off);
+	got = fetch(ctx, buf, len, off);
 	if (got != (ssize_t)len)
 		err = got < 0 ? (int)got : -EIO;
 	else if ((err = write_file(b, buf, len, off)))
@@ -443,7 +444,8 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n)
  * all of [u0, u1] are present, -EAGAIN when the cache could not store them,
  * or the origin's error.
  */
-static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra)
+static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
+		  cache_fetch_fn fetch, void *ctx)
 {
 	uint64_t end = u1 + ra < b->nunits - 1 ? u1 + ra : b->nunits - 1;
 	uint64_t max_run = RUN_MAX / b->s->unit ? RUN_MAX / b->s->unit : 1;
@@ -484,7 +486,7 @@ static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra)
 			continue;
 		}
 		pthread_mutex_unlock(&b->lock);
-		err = fill_run(b, run_u, run_n);
+		err = fill_run(b, run_u, run_n, fetch, ctx);
 		if (err) {
 			/* Read-ahead failing is not this read's failure. */
 			if (run_u > u1)
@@ -524,7 +526,8 @@ ssize_t cache_blob_read_cached(struct cache_blob *b, void *buf, size_t len, uint
 	return ret;
 }
 
-ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off)
+ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off,
+			 cache_fetch_fn fetch, void *ctx)
 {
 	uint64_t unit = b->s->unit, u0, u1, ra = 0;
 	int err;
@@ -538,16 +541,27 @@ ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t o
 	__atomic_store_n(&b->atime_ms, cache_now_ms(), __ATOMIC_RELAXED);
 
 	pthread_mutex_lock(&b->lock);
-	if (off == b->next_off && off) {
-		/* Sequential: double the read-ahead up to RA_MAX. */
+	/* Sequential if some recent read ended where this one starts: an
+	 * initiator's queue reaches us reordered across worker threads, so
+	 * one remembered end is not enough.  Then double the read-ahead up
+	 * to RA_MAX. */
+	bool exact = false, near = false;
+
+	for (unsigned i = 0; i < CACHE_SEQ_SLOTS && off; i++) {
+		uint64_t e = b->seq_ends[i];
+
+		exact |= e == off;
+		near |= e && off + RA_MAX >= e && off <= e + RA_MAX;
+	}
+	if (exact) {
 		b->ra_units = b->ra_units ? b->ra_units * 2 : RA_MIN / unit;
 		if (b->ra_units > RA_MAX / unit)
 			b->ra_units = RA_MAX / unit;
-		ra = b->ra_units;
-	} else if (off + len != b->next_off) {
-		b->ra_units = 0;
+	} else if (!near) {
+		b->ra_units = 0; /* a jump: no stream any more */
 	}
-	b->next_off = off + len;
+	ra = b->ra_units;
+	b->seq_ends[b->seq_next++ % CACHE_SEQ_SLOTS] = off + len;
 	pthread_mutex_unlock(&b->lock);
 
 	pthread_rwlock_rdlock(&b->evict);
@@ -555,7 +569,7 @@ ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t o
 	    !all_present(b, u0, u1)) {
 		err = -EAGAIN;
 	} else {
-		err = ensure(b, u0, u1, ra);
+		err = ensure(b, u0, u1, ra, fetch, ctx);
 		if (!err && (err = read_file(b, buf, len, off))) {
 			warn_unwritable(b, err);
 			err = -EAGAIN;
@@ -564,6 +578,6 @@ ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t o
 	pthread_rwlock_unlock(&b->evict);
 	/* The cache failed us (full, unwritable): the origin may not. */
 	if (err == -EAGAIN)
-		return b->fetch(b->ctx, buf, len, off);
+		return fetch(ctx, buf, len, off);
 	return err ? err : (ssize_t)len;
 }

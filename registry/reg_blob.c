@@ -234,7 +234,7 @@ static ssize_t blob_pread(struct bdev_file *f, void *buf, size_t len, uint64_t o
 		return done;
 	}
 	if (b->cb)
-		return cache_blob_pread(b->cb, buf, len, off);
+		return cache_blob_pread(b->cb, buf, len, off, cache_fetch, b);
 	return reg_blob_remote_read(b, buf, len, off);
 }
 
@@ -287,20 +287,20 @@ static const struct bdev_file_ops reg_blob_ops = {
 static int probe_size(struct reg_blob *b, uint64_t *size);
 
 /* Fill the blob's first cache unit (and check the size on the way). */
-static int open_first_unit(struct reg_blob *b, uint64_t size)
+static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 {
 	unsigned char one;
 	ssize_t n;
 	int err;
 
-	err = cache_blob_open(b->c->cache, b->digest, size, cache_fetch, b, &b->cb);
+	err = cache_blob_open(b->c->cache, b->digest, size, &b->cb);
 	if (err) {
 		log_warn("registry: no disk cache for %s (%s), reading from the registry",
 			 b->digest, strerror(-err));
 		b->cb = NULL;
-		return probe_size(b, &size);
+		return probe_size(b, probed);
 	}
-	n = cache_blob_pread(b->cb, &one, 1, 0);
+	n = cache_blob_pread(b->cb, &one, 1, 0, cache_fetch, b);
 	if (n == 1)
 		return 0;
 	err = __atomic_load_n(&b->last_err, __ATOMIC_RELAXED);
@@ -442,7 +442,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		b->f.size = size;
 		err = 0;
 		if (cache_known_size(c->cache, digest, &probed) || probed != size)
-			err = open_first_unit(b, size);
+			err = open_first_unit(b, size, &probed);
 	} else {
 		err = probe_size(b, &probed);
 	}
@@ -455,7 +455,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		goto fail;
 	b->f.size = probed;
 	if (c->cache && !b->cb) {
-		err = cache_blob_open(c->cache, digest, probed, cache_fetch, b, &b->cb);
+		err = cache_blob_open(c->cache, digest, probed, &b->cb);
 		if (err) {
 			log_warn("registry: no disk cache for %s (%s), reading from the registry",
 				 digest, strerror(-err));

@@ -279,6 +279,10 @@ obd_stop
 rm -rf "$T/cache"
 obd_start
 reg_fault_start || fail "fault proxy did not start"
+# The proxy is another host:port: it needs its own credential key.
+printf '{"auths": {"%s": {"username": "testuser", "password": "testpass"},
+  "127.0.0.1:%s": {"username": "testuser", "password": "testpass"}}}\n' "$host" \
+	"$REG_FAULT_PORT" >"$CRED"
 echo "slow 1000" >"$REG_FAULT_CTL"
 obd_add_spec k9 "$(remote_spec k9 "$REG_FAULT_URL/v2/$REPO/blobs")" >/dev/null
 sha256_of_target "$(obd_url k9)" >/dev/null 2>&1 &

@@ -96,7 +96,7 @@ static struct cache_store *store_open(const char *dir, uint64_t limit)
 static struct cache_blob *blob_open(struct cache_store *s, const char *digest, struct origin *o)
 {
 	struct cache_blob *b = NULL;
-	int rc = cache_blob_open(s, digest, o->size, origin_fetch, o, &b);
+	int rc = cache_blob_open(s, digest, o->size, &b);
 
 	if (rc)
 		fail_msg("cache_blob_open(%s): expected 0, got %d", digest, rc);
@@ -109,7 +109,7 @@ static void expect_read(struct cache_blob *b, struct origin *o, uint64_t off, si
 	ssize_t n;
 
 	assert_non_null(buf);
-	n = cache_blob_pread(b, buf, len, off);
+	n = cache_blob_pread(b, buf, len, off, origin_fetch, o);
 	if (n != (ssize_t)(off + len > o->size ? o->size - off : len))
 		fail_msg("pread(%llu, %zu): expected %zu bytes, got %zd", (unsigned long long)off,
 			 len, len, n);
@@ -177,7 +177,7 @@ static void fill_and_die(const char *dir, struct origin *o, unsigned seed)
 	for (int i = 0; i < 256; i++) {
 		uint64_t u = random() % 256;
 
-		cache_blob_pread(b, buf, UNIT, u * UNIT);
+		cache_blob_pread(b, buf, UNIT, u * UNIT, origin_fetch, o);
 		if (i == 120 + 60 * (int)seed)
 			kill(getpid(), SIGKILL);
 	}
@@ -276,6 +276,35 @@ static void test_foreign_map_discarded(void **state)
 	free(dir);
 }
 
+static void test_shared_blob(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o1, o2;
+	struct cache_store *s;
+	struct cache_blob *a, *b;
+
+	/* Two specs name the same layer: one cache blob, each reader
+	 * fetching through its own origin, either may close first. */
+	origin_init(&o1, BLOB, 8);
+	origin_init(&o2, BLOB, 8);
+	s = store_open(dir, 64 << 20);
+	a = blob_open(s, DIGEST, &o1);
+	b = blob_open(s, DIGEST, &o2);
+	assert_ptr_equal(a, b);
+	expect_read(a, &o1, 0, UNIT);
+	cache_blob_close(a);
+	free(o1.data);
+	o1.data = NULL;
+	expect_read(b, &o2, 0, BLOB);
+	if (o2.calls == 0)
+		fail_msg("second opener: expected its own fetches, got none");
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o2.data);
+	rmrf(dir);
+	free(dir);
+}
+
 struct reader {
 	struct cache_blob *b;
 	struct origin *o;
@@ -288,7 +317,7 @@ static void *read_thread(void *arg)
 	struct reader *r = arg;
 	uint8_t buf[UNIT];
 
-	if (cache_blob_pread(r->b, buf, UNIT, r->off) != UNIT ||
+	if (cache_blob_pread(r->b, buf, UNIT, r->off, origin_fetch, r->o) != UNIT ||
 	    memcmp(buf, r->o->data + r->off, UNIT))
 		r->bad = 1;
 	return NULL;
@@ -342,6 +371,17 @@ static void test_readahead(void **state)
 		fail_msg("sequential 16 MiB in 64 KiB reads: expected <= 16 fetches, got %d",
 			 o.calls);
 	cache_blob_close(b);
+	/* A queue reordered across threads (pairs swapped) is still a stream. */
+	b = blob_open(s, "sha256:0000000000000000000000000000000000000000000000000000000000000002",
+		      &o);
+	o.calls = 0;
+	for (uint64_t off = 0; off < o.size; off += 2 * 65536) {
+		expect_read(b, &o, off + 65536, 65536);
+		expect_read(b, &o, off, 65536);
+	}
+	if (o.calls > 40)
+		fail_msg("reordered sequential 16 MiB: expected <= 40 fetches, got %d", o.calls);
+	cache_blob_close(b);
 	cache_store_close(s);
 	free(o.data);
 	rmrf(dir);
@@ -360,7 +400,7 @@ static void test_origin_error(void **state)
 	s = store_open(dir, 64 << 20);
 	b = blob_open(s, DIGEST, &o);
 	o.fail = true;
-	assert_int_equal(cache_blob_pread(b, buf, sizeof(buf), 0), -EIO);
+	assert_int_equal(cache_blob_pread(b, buf, sizeof(buf), 0, origin_fetch, &o), -EIO);
 	assert_int_equal(cache_blob_read_cached(b, buf, sizeof(buf), 0), 0);
 	/* Back again: the failed unit is fetched now, not remembered. */
 	o.fail = false;
@@ -527,10 +567,11 @@ static void test_download(void **state)
 	rc = cache_dl_wait(j, 20000);
 	if (rc)
 		fail_msg("download: expected 0, got %d", rc);
-	/* 2 MiB at 4 MiB/s: about 0.5 s, within 10% (a block of burst). */
+	/* 2 MiB at 4 MiB/s: about 0.5 s (less one group of burst); the
+	 * upper bound only guards against a stall on this shared machine. */
 	uint64_t ms = cache_now_ms() - t0;
 
-	if (ms < 430 || ms > 900)
+	if (ms < 430 || ms > 2000)
 		fail_msg("throttled 2 MiB at 4 MiB/s: expected ~500 ms, got %llu ms",
 			 (unsigned long long)ms);
 	snprintf(path, sizeof(path), "%s/overlaybd.commit", dir);
@@ -602,6 +643,7 @@ int main(void)
 		cmocka_unit_test(test_cold_warm_reopen),
 		cmocka_unit_test(test_kill9_mid_fill),
 		cmocka_unit_test(test_foreign_map_discarded),
+		cmocka_unit_test(test_shared_blob),
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_readahead),
 		cmocka_unit_test(test_origin_error),

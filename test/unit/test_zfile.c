@@ -202,6 +202,57 @@ static void test_parallel_reads(void **state)
 	}
 }
 
+/* The loop thread's fast path serves only what needs no raw read. */
+static void test_nowait(void **state)
+{
+	size_t len;
+	uint8_t *plain = slurp(VEC "l1.lsmt", &len), buf[8192];
+	struct bdev_file *v = unwrap_path(VEC "l1.lz4.zfile");
+
+	assert_non_null(v->ops->pread_nowait);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 4096, 0), -EAGAIN);
+	/* A partial read puts block 0 in the cache. */
+	assert_int_equal(bdev_file_pread(v, buf, 512, 0), 512);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 3584, 512), 3584);
+	assert_memory_equal(buf, plain + 512, 3584);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 4096, 4096), -EAGAIN);
+	/* Two sequential reads fill the readahead window; the next block comes from it. */
+	assert_int_equal(bdev_file_pread(v, buf, 4096, 8192), 4096);
+	assert_int_equal(bdev_file_pread(v, buf, 4096, 12288), 4096);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 8192, 16384), 8192);
+	assert_memory_equal(buf, plain + 16384, 8192);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 512, len), 0);
+	bdev_file_close(v);
+
+	/* zstd blocks are never decoded on the loop thread. */
+	v = unwrap_path(VEC "l1.zstd.zfile");
+	assert_int_equal(bdev_file_pread(v, buf, 4096, 8192), 4096);
+	assert_int_equal(bdev_file_pread(v, buf, 4096, 12288), 4096);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 4096, 16384), -EAGAIN);
+	assert_int_equal(bdev_file_pread(v, buf, 512, 16384), 512);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 512, 16384 + 512), 512);
+	assert_memory_equal(buf, plain + 16384 + 512, 512);
+	bdev_file_close(v);
+	free(plain);
+
+	/* A tar member has the fast path exactly when its archive does. */
+	plain = slurp(VEC "l3.lz4.zfile", &len);
+	assert_int_equal(tar_open(open_file(VEC "l3.lz4.tar", O_RDONLY), &v), 0);
+	assert_non_null(v->ops->pread_nowait);
+	assert_int_equal(bdev_file_pread(v, buf, len, 0), len);
+	ssize_t n = v->ops->pread_nowait(v, buf, 4096, 0);
+
+	if (n != -EAGAIN && (n != (ssize_t)len || memcmp(buf, plain, len)))
+		fail_msg("tar nowait read: expected -EAGAIN or the %zu member bytes, got %zd", len, n);
+	bdev_file_close(v);
+	free(plain);
+	plain = slurp(VEC "l3.lz4.tar", &len);
+	assert_int_equal(tar_open(mem_file(plain, len), &v), 0);
+	assert_null(v->ops->pread_nowait);
+	bdev_file_close(v);
+	free(plain);
+}
+
 static struct bdev *open_stack_files(const char *const *files, int n)
 {
 	struct lsmt_layer *l[8];
@@ -615,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_vectors_unwrap),
 		cmocka_unit_test(test_ext4_unwrap),
 		cmocka_unit_test(test_parallel_reads),
+		cmocka_unit_test(test_nowait),
 		cmocka_unit_test(test_stacks),
 		cmocka_unit_test(test_corrupt_block),
 		cmocka_unit_test(test_bad_headers),
