@@ -67,6 +67,29 @@ static inline struct seg seg_clip(const struct seg *s, uint64_t lba, uint64_t le
 size_t seg_find(const struct seg *a, size_t n, uint64_t lba);
 
 /*
+ * The merged read-only index of a stack (lsmt_index.c): segments in
+ * Eytzinger order, positions 1..N; position 0 means "none".
+ */
+struct mtable {
+	uint64_t *key, *val;
+	size_t n;
+};
+
+int mtable_build(const struct seg *sorted, size_t n, struct mtable *t);
+void mtable_free(struct mtable *t);
+/* Position of the first segment (in LBA order) with end > LBA, or 0. */
+size_t mtable_find(const struct mtable *t, uint64_t lba);
+/* Position of the segment after K in LBA order, or 0. */
+size_t mtable_next(const struct mtable *t, size_t k);
+
+static inline struct seg mtable_seg(const struct mtable *t, size_t k)
+{
+	struct seg s = { t->key[k], t->val[k] };
+
+	return s;
+}
+
+/*
  * Writable layer map (lsmt.md 4.2): an interval map kept as a list of
  * sorted chunks so an insert moves at most one chunk's entries.
  */

@@ -2,9 +2,9 @@
  * stack: the block device, a merged view of read-only layers with an
  * optional writable upper layer on top (lsmt.md 5, 6).
  *
- * The read-only layers' indexes are merged once at open into one sorted
- * table of 16-byte segments (the layer number in the tag), so a read of the
- * lowers is one binary search and a walk, with no lock: nothing in the
+ * The read-only layers' indexes are merged once at open into one table of
+ * 16-byte segments (the layer number in the tag; lsmt_index.c), so a read
+ * of the lowers is one search and a walk, with no lock: nothing in the
  * table changes after open.  The writable upper keeps its own map
  * (lsmt_map.c); a read takes its read lock only to copy out the upper
  * segments of a batch of the request, then does the I/O unlocked.  Every
@@ -23,8 +23,7 @@ struct bdev {
 	int nlayers;                /* read-only layers merged into SEGS */
 	struct lsmt_layer **layers; /* indexed by segment tag; [0] = base */
 	struct bdev_file **files;   /* layers[i]->data, for the read path */
-	struct seg *segs;
-	size_t nsegs;
+	struct mtable idx;          /* merged lowers, zeroed ranges dropped */
 	struct lsmt_layer *upper;   /* writable, or NULL */
 	uint64_t size;
 };
@@ -240,7 +239,14 @@ int bdev_open(struct lsmt_layer **lowers, int nlowers, struct lsmt_layer *upper,
 		tags[got] = got;
 		d->files[got] = d->layers[got]->data;
 	}
-	err = seg_merge(lists, counts, tags, n, true, &d->segs, &d->nsegs);
+	struct seg *merged;
+	size_t nmerged;
+
+	err = seg_merge(lists, counts, tags, n, true, &merged, &nmerged);
+	if (err)
+		goto fail;
+	err = mtable_build(merged, nmerged, &d->idx);
+	free(merged);
 	if (err)
 		goto fail;
 	/* lsmt.md 6: size of the topmost layer with a non-zero virtual_size */
@@ -301,7 +307,7 @@ void bdev_close(struct bdev *d)
 	lsmt_close(d->upper);
 	free(d->layers);
 	free(d->files);
-	free(d->segs);
+	mtable_free(&d->idx);
 	free(d);
 }
 
@@ -322,7 +328,7 @@ int bdev_nlayers(const struct bdev *d)
 
 size_t bdev_index_bytes(const struct bdev *d)
 {
-	size_t b = d->nsegs * sizeof(struct seg);
+	size_t b = d->idx.n * sizeof(struct seg);
 
 	if (d->upper)
 		b += __atomic_load_n(&d->upper->map.count, __ATOMIC_RELAXED) * sizeof(struct seg);
@@ -332,38 +338,45 @@ size_t bdev_index_bytes(const struct bdev *d)
 /* Read sectors [s, e) of the merged read-only layers into C. */
 static int lower_read(const struct bdev *d, struct iov_cur *c, uint64_t s, uint64_t e)
 {
-	const struct seg *segs = d->segs;
-	size_t n = d->nsegs, i = seg_find(segs, n, s);
+	const struct mtable *t = &d->idx;
+	size_t k = mtable_find(t, s);
 
 	while (s < e) {
-		if (i == n || seg_lba(&segs[i]) >= e) {
+		if (k == 0 || (t->key[k] >> 14) >= e) {
 			cur_zero(c, (e - s) * BDEV_SECTOR);
 			return 0;
 		}
-		const struct seg *x = &segs[i];
+		struct seg x = mtable_seg(t, k);
 
-		if (seg_lba(x) > s) {
-			cur_zero(c, (seg_lba(x) - s) * BDEV_SECTOR);
-			s = seg_lba(x);
+		if (seg_lba(&x) > s) {
+			cur_zero(c, (seg_lba(&x) - s) * BDEV_SECTOR);
+			s = seg_lba(&x);
 		}
-		uint64_t xe = seg_end(x);
-		uint64_t foff = seg_moff(x) + (s - seg_lba(x));
+		uint64_t xe = seg_end(&x);
+		uint64_t foff = seg_moff(&x) + (s - seg_lba(&x));
 
 		/* Neighbours contiguous in the same file become one read. */
-		while (xe < e && i + 1 < n && seg_lba(&segs[i + 1]) == xe &&
-		       seg_tag(&segs[i + 1]) == seg_tag(x) &&
-		       seg_moff(&segs[i + 1]) == seg_moff(x) + (xe - seg_lba(x))) {
-			i++;
-			xe = seg_end(&segs[i]);
+		while (xe < e) {
+			size_t nk = mtable_next(t, k);
+
+			if (!nk)
+				break;
+			struct seg y = mtable_seg(t, nk);
+
+			if (seg_lba(&y) != xe || seg_tag(&y) != seg_tag(&x) ||
+			    seg_moff(&y) != seg_moff(&x) + (xe - seg_lba(&x)))
+				break;
+			k = nk;
+			xe = seg_end(&y);
 		}
 		if (xe > e)
 			xe = e;
-		int err = cur_pread(c, d->files[seg_tag(x)], foff * BDEV_SECTOR,
+		int err = cur_pread(c, d->files[seg_tag(&x)], foff * BDEV_SECTOR,
 				    (xe - s) * BDEV_SECTOR);
 		if (err)
 			return err;
 		s = xe;
-		i++;
+		k = mtable_next(t, k);
 	}
 	return 0;
 }
@@ -506,14 +519,15 @@ static void state_at(struct bdev *d, uint64_t s, uint64_t limit, bool *mapped, u
 		if (n)
 			limit = seg_lba(&x);
 	}
-	size_t i = seg_find(d->segs, d->nsegs, s);
+	size_t k = mtable_find(&d->idx, s);
+	struct seg x = k ? mtable_seg(&d->idx, k) : (struct seg){ 0, 0 };
 
-	if (i < d->nsegs && seg_lba(&d->segs[i]) <= s) {
+	if (k && seg_lba(&x) <= s) {
 		*mapped = true;
-		*end = seg_end(&d->segs[i]) < limit ? seg_end(&d->segs[i]) : limit;
+		*end = seg_end(&x) < limit ? seg_end(&x) : limit;
 	} else {
 		*mapped = false;
-		*end = i < d->nsegs && seg_lba(&d->segs[i]) < limit ? seg_lba(&d->segs[i]) : limit;
+		*end = k && seg_lba(&x) < limit ? seg_lba(&x) : limit;
 	}
 }
 

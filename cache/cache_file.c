@@ -272,7 +272,9 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	pthread_mutex_init(&b->flush, NULL);
 	b->dirty_lo = UINT64_MAX;
 	b->dirty_hi = 0;
-	b->pending = b->pending_since = b->next_off = 0;
+	b->pending = b->pending_since = 0;
+	memset(b->seq_ends, 0, sizeof(b->seq_ends));
+	b->seq_next = 0;
 	b->ra_units = 0;
 	b->bypass_until = 0;
 	mlen = (b->nunits + 7) / 8;
@@ -539,16 +541,27 @@ ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t o
 	__atomic_store_n(&b->atime_ms, cache_now_ms(), __ATOMIC_RELAXED);
 
 	pthread_mutex_lock(&b->lock);
-	if (off == b->next_off && off) {
-		/* Sequential: double the read-ahead up to RA_MAX. */
+	/* Sequential if some recent read ended where this one starts: an
+	 * initiator's queue reaches us reordered across worker threads, so
+	 * one remembered end is not enough.  Then double the read-ahead up
+	 * to RA_MAX. */
+	bool exact = false, near = false;
+
+	for (unsigned i = 0; i < CACHE_SEQ_SLOTS && off; i++) {
+		uint64_t e = b->seq_ends[i];
+
+		exact |= e == off;
+		near |= e && off + RA_MAX >= e && off <= e + RA_MAX;
+	}
+	if (exact) {
 		b->ra_units = b->ra_units ? b->ra_units * 2 : RA_MIN / unit;
 		if (b->ra_units > RA_MAX / unit)
 			b->ra_units = RA_MAX / unit;
-		ra = b->ra_units;
-	} else if (off + len != b->next_off) {
-		b->ra_units = 0;
+	} else if (!near) {
+		b->ra_units = 0; /* a jump: no stream any more */
 	}
-	b->next_off = off + len;
+	ra = b->ra_units;
+	b->seq_ends[b->seq_next++ % CACHE_SEQ_SLOTS] = off + len;
 	pthread_mutex_unlock(&b->lock);
 
 	pthread_rwlock_rdlock(&b->evict);

@@ -17,6 +17,7 @@
  */
 #define CACHE_MAP_MAGIC "OBDCMAP1"
 #define CACHE_MAP_HDR 64u
+#define CACHE_SEQ_SLOTS 8u
 
 struct cache_map_hdr {
 	char magic[8];
@@ -50,7 +51,8 @@ struct cache_blob {
 	uint64_t dirty_lo, dirty_hi; /* map bytes differing from dmap */
 	uint64_t pending;       /* bytes written since the last flush */
 	uint64_t pending_since;
-	uint64_t next_off;      /* sequential detection */
+	uint64_t seq_ends[CACHE_SEQ_SLOTS]; /* where recent reads ended */
+	unsigned seq_next;
 	unsigned ra_units;
 	uint64_t bypass_until;  /* cache unwritable: straight to the origin */
 };

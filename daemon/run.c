@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 /* sysexits.h EX_CONFIG: the unit does not restart on a bad config. */
@@ -188,12 +189,16 @@ static void apply_reload(struct daemon *d, struct cfg *n)
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
+	struct timespec ts;
 	char err[1024];
 	struct cfg *n;
 
 	if (d->stopping)
 		return;
-	sd_notify(0, "RELOADING=1");
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* sd_notify(3): a reload is announced with the time it started. */
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 	log_info("SIGHUP: reloading %s and re-scanning %s", d->config_path, d->cfg->spool_dir);
 	if (cfg_load(d->config_path, &n, err, sizeof(err)) < 0) {
 		log_error("reload: config %s: %s; keeping the running config", d->config_path, err);

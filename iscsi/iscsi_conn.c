@@ -284,6 +284,13 @@ static int rx_pdu_done(struct iscsi_conn *c)
 	rc = iscsi_pdu_dispatch(c);
 	if (c->state != CONN_CLOSED)
 		rx_reset(c);
+	if (c->data_own_cap > RING_SIZE) {
+		/* Big text or ping payloads are rare: do not keep their
+		 * buffer around on an idle connection. */
+		free(c->data_own);
+		c->data_own = NULL;
+		c->data_own_cap = 0;
+	}
 	return rc;
 }
 
@@ -395,6 +402,17 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 	int budget = RX_BUDGET;
 	bool drained = false;
 
+	if (!c->ring) {
+		/* Allocated on first data: a connection that never sends
+		 * (a half-open flood) costs no receive buffer. */
+		c->ring = malloc(RING_SIZE);
+		if (!c->ring) {
+			iscsi_conn_close(c, "out of memory");
+			iscsi_conn_maybe_free(c);
+			return;
+		}
+		c->ring_cap = RING_SIZE;
+	}
 	c->in_rx = true;
 	c->last_rx = ev_now(loop);
 	while (budget-- > 0 && c->state != CONN_CLOSED && c->state != CONN_LOGOUT &&
@@ -487,12 +505,6 @@ struct iscsi_conn *iscsi_conn_new(struct iscsi_server *s, int fd)
 
 	if (!c)
 		return NULL;
-	c->ring = malloc(RING_SIZE);
-	if (!c->ring) {
-		free(c);
-		return NULL;
-	}
-	c->ring_cap = RING_SIZE;
 	c->srv = s;
 	c->fd = fd;
 	c->state = CONN_LOGIN;

@@ -287,9 +287,20 @@ static const struct bdev_file_ops reg_blob_ops = {
 static int probe_size(struct reg_blob *b, uint64_t *size);
 
 /* Fill the blob's first cache unit (and check the size on the way). */
+static void *fill_tail(void *arg)
+{
+	struct reg_blob *b = arg;
+	unsigned char one;
+
+	cache_blob_pread(b->cb, &one, 1, b->f.size - 1, cache_fetch, b);
+	return NULL;
+}
+
 static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 {
 	unsigned char one;
+	pthread_t th;
+	bool tail;
 	ssize_t n;
 	int err;
 
@@ -300,7 +311,15 @@ static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 		b->cb = NULL;
 		return probe_size(b, probed);
 	}
+	/* Layer formats keep their metadata at both ends (lsmt.md 4.1
+	 * trailer and index, zfile.md jump table): fetch the tail unit
+	 * alongside the head, one round trip instead of two before the
+	 * layer can open.  A failed tail is fetched again on demand. */
+	tail = size > b->c->refill_size &&
+	       !pthread_create(&th, NULL, fill_tail, b);
 	n = cache_blob_pread(b->cb, &one, 1, 0, cache_fetch, b);
+	if (tail)
+		pthread_join(th, NULL);
 	if (n == 1)
 		return 0;
 	err = __atomic_load_n(&b->last_err, __ATOMIC_RELAXED);

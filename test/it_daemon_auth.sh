@@ -79,4 +79,29 @@ out=$(iscsi-ls -i "$OTHER" "$(obd_portal_url disc disc-secret-1234)" 2>&1)
 grep -qF "$(obd_iqn acl)" <<<"$out" && fail "discovery by $OTHER: expected acl hidden, got: $out"
 grep -qF "$(obd_iqn open)" <<<"$out" || fail "discovery by $OTHER: expected open listed, got: $out"
 obd_stop
+
+log "systemd notification: READY=1 once listening, RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM"
+python3 - "$T/notify.sock" >"$T/notify.log" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(0.5)
+end = time.time() + 20
+while time.time() < end:
+    try:
+        msg = s.recv(4096).decode()
+    except socket.timeout:
+        continue
+    print(msg.replace("\n", " "), flush=True)
+    if "STOPPING=1" in msg:
+        break
+PY
+track_pid $!
+for i in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$T/notify.sock obd_start
+kill -HUP "$OBD_PID"
+for i in $(seq 1 50); do [ "$(grep -c READY=1 "$T/notify.log")" -ge 2 ] && break; sleep 0.1; done
+obd_stop
+for i in $(seq 1 50); do grep -q STOPPING=1 "$T/notify.log" && break; sleep 0.1; done
+expect_eq "notifications" "READY=1 RELOADING=1 READY=1 STOPPING=1" "$(tr '\n' ' ' <"$T/notify.log" | sed 's/ MONOTONIC_USEC=[0-9]*//; s/ $//')"
 log ok

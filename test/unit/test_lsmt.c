@@ -459,7 +459,7 @@ static void test_umap_model(void **state)
 		if (i % 10000 != 9999 && i != INSERTS - 1)
 			continue;
 		size_t n = umap_collect(&m, 0, SECTORS, out, SECTORS);
-		uint64_t pos = 0, total = 0;
+		uint64_t pos = 0;
 
 		assert_int_equal(n, m.count);
 		for (size_t j = 0; j < n; j++) {
@@ -476,7 +476,6 @@ static void test_umap_model(void **state)
 						 (unsigned long long)pos, (unsigned long long)want,
 						 (unsigned long long)got);
 			}
-			total += seg_len(&out[j]);
 		}
 		for (; pos < SECTORS; pos++)
 			if (model[pos])
@@ -494,6 +493,45 @@ static void test_umap_model(void **state)
 	free(out);
 }
 
+/* The merged index (Eytzinger order) finds and walks like the sorted array. */
+static void test_mtable(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 2, 3, 7, 8, 9, 100, 1000, 4097 };
+
+	srand(99);
+	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		size_t n = sizes[z];
+		struct seg *a = calloc(n + 1, sizeof(*a));
+		uint64_t lba = rnd(10);
+		struct mtable t;
+
+		for (size_t i = 0; i < n; i++) {
+			lba += rnd(3) ? rnd(20) : 0;
+			uint32_t len = 1 + rnd(40);
+
+			a[i] = seg_make(lba, len, 8 + i, false, i % 7);
+			lba += len;
+		}
+		assert_int_equal(mtable_build(a, n, &t), 0);
+		size_t k = mtable_find(&t, 0);
+		for (size_t i = 0; i < n; i++, k = mtable_next(&t, k))
+			if (!k || t.key[k] != a[i].key || t.val[k] != a[i].val)
+				fail_msg("n=%zu: walk position %zu: expected key %llx, got %s", n, i,
+					 (unsigned long long)a[i].key, k ? "another" : "the end");
+		assert_int_equal(k, 0);
+		for (uint64_t q = 0; q <= lba + 2; q++) {
+			size_t want = seg_find(a, n, q);
+
+			k = mtable_find(&t, q);
+			if (want == n ? k != 0 : !k || t.key[k] != a[want].key)
+				fail_msg("n=%zu: find(%llu): expected segment %zu, got position %zu", n,
+					 (unsigned long long)q, want, k);
+		}
+		mtable_free(&t);
+		free(a);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_property),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_umap_model),
+		cmocka_unit_test(test_mtable),
 	};
 
 	log_open("/dev/null"); /* the bad inputs log on purpose */
