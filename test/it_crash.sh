@@ -4,12 +4,12 @@
 #     SYNCHRONIZE CACHE) and journals each before issue and after acknowledgement; the daemon
 #     is SIGKILLed at a random moment, restarted, and crash-check reads the region: every
 #     acknowledged write must read back and no block may hold bytes that were never written.
-#     Repeated for CRASH_SECONDS (default 45) of wall time.
+#     Repeated for CRASH_SECONDS (default 25) of wall time.
 #  2. The upper layer on a 4 MiB tmpfs: writes until the filesystem is full must end in a SCSI
 #     error, never in an acknowledged write that is lost; the same after a SIGKILL restart.
 . "$(dirname "$0")/lib.sh"
 S=$DATA/stack-a
-CRASH_SECONDS=${CRASH_SECONDS:-45}
+CRASH_SECONDS=${CRASH_SECONDS:-25}
 LBA=100000	# a range that is zero in L1
 COUNT=16384
 

@@ -14,17 +14,17 @@ obd_start
 # and the last 64 KiB, which hold every non-zero byte of stack A (keeps the ASan run short).
 TARGETS="
 a_plain    l1.lsmt l2.lsmt l3.lsmt                                     L123 full
-a_l1       l1.lsmt                                                     L1   full
+a_l1       l1.lsmt                                                     L1   part
 a_l1_zstd  l1.zstd.zfile                                               L1   part
 a_l1_noov  l1.lsmt.lz4-noov.zfile                                      L1   part
 a_l1_nover l1.lsmt.lz4-noverify.zfile                                  L1   part
-a_l12      l1.lz4.zfile l2.lz4.zfile                                   L12  full
+a_l12      l1.lz4.zfile l2.lz4.zfile                                   L12  part
 a_l12_bs8  l1.lz4.zfile l2.lsmt.zstd-bs8-noverify.zfile                L12  part
 a_lz4      l1.lz4.zfile l2.lz4.zfile l3.lz4.zfile                      L123 part
 a_mixed    l1.zstd.zfile l2.zstd-bs64.zfile l3.lz4-bs16.zfile          L123 part
 a_tar      l1.lz4.zfile l2.zstd-bs64.zfile l3.lz4.tar                  L123 full
 merged_lsmt merged123.lsmt                                             L123 part
-merged_zfile merged123.zfile                                           L123 full
+merged_zfile merged123.zfile                                           L123 part
 "
 
 declare -A want row how
