@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Fills become durable within this time. */
+#define FLUSH_PERIOD_MS 1000u
 /* Evict down to this share of the limit, so eviction runs in batches. */
 #define LOW_WATER_PCT 90
 
@@ -117,25 +119,61 @@ void cache_store_evict(struct cache_store *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * Make fills durable: fdatasync each open blob's data, then write its new
+ * bits (cache_blob_flush), at most FLUSH_PERIOD_MS after the fill.  The
+ * blob is held against its last close as eviction holds it.  Store lock
+ * held on entry and exit.
+ */
+static void flush_open(struct cache_store *s)
+{
+	for (;;) {
+		struct cache_blob *b;
+
+		for (b = s->blobs; b; b = b->next)
+			if (b->refs && !b->closing && !b->evicting &&
+			    __atomic_load_n(&b->pending, __ATOMIC_RELAXED) && !b->flush_seen)
+				break;
+		if (!b)
+			break;
+		b->evicting = true;
+		b->flush_seen = true;
+		pthread_mutex_unlock(&s->lock);
+		if (cache_blob_flush(b))
+			log_warn("cache: %s: could not make fills durable", b->digest);
+		pthread_mutex_lock(&s->lock);
+		b->evicting = false;
+		pthread_cond_broadcast(&s->evict_done);
+	}
+	for (struct cache_blob *b = s->blobs; b; b = b->next)
+		b->flush_seen = false;
+}
+
 static void *evict_thread(void *arg)
 {
 	struct cache_store *s = arg;
+	uint64_t next_scan = cache_now_ms() + s->scan_ms;
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		struct timespec ts;
+		uint64_t now = cache_now_ms();
 
 		if (!s->kick) {
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += s->scan_ms / 1000;
-			ts.tv_nsec += (long)(s->scan_ms % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000)
+			ts.tv_nsec += (long)FLUSH_PERIOD_MS * 1000000;
+			while (ts.tv_nsec >= 1000000000)
 				ts.tv_sec++, ts.tv_nsec -= 1000000000;
 			pthread_cond_timedwait(&s->cv, &s->lock, &ts);
 		}
 		if (s->stop)
 			break;
+		flush_open(s);
+		now = cache_now_ms();
+		if (!s->kick && now < next_scan)
+			continue;
 		s->kick = false;
+		next_scan = now + s->scan_ms;
 		pthread_mutex_unlock(&s->lock);
 		cache_store_evict(s);
 		pthread_mutex_lock(&s->lock);

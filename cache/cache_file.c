@@ -429,10 +429,10 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn
 		s->usage += n * unit;
 		over = s->usage > s->limit;
 		pthread_mutex_unlock(&s->lock);
-		if (over)
+		/* Durability is the store thread's job: a reader never waits
+		 * for fdatasync. */
+		if (over || flush)
 			cache_evict_kick(s);
-		if (flush && cache_blob_flush(b))
-			warn_unwritable(b, -EIO);
 	}
 	/* A write failure is not the reader's problem: it will bypass. */
 	return err && got != (ssize_t)len ? err : 0;
@@ -466,8 +466,19 @@ static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
 					break;
 				continue;
 			}
-			if (i > u1 && !run_n)
-				break; /* read-ahead only extends a demand run */
+			/* Read-ahead extends a demand run, or, when the demand is
+			 * already served, fetches ahead in this reader while the
+			 * other I/O threads go on serving what is cached: the
+			 * stream never waits for a whole round trip. */
+			if (i > u1 && !run_n) {
+				/* Prefetch only once the stream is within half a
+				 * window of the first missing unit, and then a
+				 * whole run: never a trickle of small requests. */
+				if (waiting || i - u1 > ra / 2)
+					break;
+				end = i + max_run - 1 < b->nunits - 1 ? i + max_run - 1
+								      : b->nunits - 1;
+			}
 			if (run_n && (i != run_u + run_n || run_n >= max_run))
 				break;
 			if (!run_n)

@@ -37,7 +37,8 @@ struct cache_blob {
 	uint64_t bytes;         /* cached bytes counted against the limit */
 	int refs;               /* opens; under the store lock */
 	bool closing;           /* last close tearing down; under the store lock */
-	bool evicting;          /* eviction is punching it; under the store lock */
+	bool evicting;          /* eviction or a flush holds it; under the store lock */
+	bool flush_seen;        /* flush_open visited it this round; store lock */
 
 	/* Valid while refs > 0. */
 	int fd, map_fd;
