@@ -7,14 +7,13 @@
 # mounted filesystem; then a wrong secret must be refused.  E2E_FULL=1 also hashes the whole
 # 1 GiB disk in the guest against MANIFEST.md (slow: ~9 MiB/s under TCG).
 # Needs qemu-system-x86 and the guest packages the tool fetches (see its README); a few minutes.
-. "$(dirname "$0")/lib.sh"
-KI=${KERNEL_INITIATOR:-$ROOT/../shared/tools/kernel-initiator}
+KI=${KERNEL_INITIATOR:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/kernel-initiator}
 if [ ! -x "$KI/run-e2e.sh" ]; then
-	echo "e2e: $KI/run-e2e.sh not found: the kernel-initiator tool lives in" \
+	echo "e2e: NOT RUN: $KI/run-e2e.sh not found. The kernel-initiator tool must be in" \
 		"../shared/tools/kernel-initiator next to this checkout (or set KERNEL_INITIATOR=DIR)." >&2
-	echo "e2e: NOT RUN" >&2
 	exit 2
 fi
+. "$(dirname "$0")/lib.sh"
 need qemu-system-x86_64
 CAT=$BUILD/bin/overlaybd-cat
 [ -x "$CAT" ] || fail "no $CAT (make all)"
