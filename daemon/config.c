@@ -42,11 +42,20 @@ static const struct key keys[] = {
 	{ "registryCacheDir", KT_STR, F(registry_cache_dir), 0, 0, 0 },
 	{ "registryCacheSizeGB", KT_U64, F(registry_cache_size_gb), 0, 0, 1u << 20 },
 	{ "credentialFilePath", KT_STR, F(credential_file_path), 0, 0, 0 },
+	{ "registryCAFile", KT_STR, F(registry_ca_file), 0, 0, 0 },
+	{ "registryClientCert", KT_STR, F(registry_client_cert), 0, 0, 0 },
+	{ "registryClientKey", KT_STR, F(registry_client_key), 0, 0, 0 },
+	{ "registryProxy", KT_STR, F(registry_proxy), 0, 0, 0 },
+	{ "registryTimeoutSec", KT_U32, F(registry_timeout_sec), 0, 1, 3600 },
+	/* config.md 2/5: a power of two, multiple of 4096 (checked below). */
+	{ "registryRefillSize", KT_U32, F(registry_refill_size), 0, 4096, 64u << 20 },
+	{ "userAgent", KT_STR, F(user_agent), 0, 0, 0 },
 	{ "download", KT_DOWNLOAD, F(download), 0, 0, 0 },
 	/* config.md 2: the reference's grouped forms of the same settings. */
 	{ "logConfig", KT_NESTED, 0, 0, 0, 0 },
 	{ "cacheConfig", KT_NESTED, 0, 0, 0, 0 },
 	{ "credentialConfig", KT_NESTED, 0, 0, 0, 0 },
+	{ "certConfig", KT_NESTED, 0, 0, 0, 0 },
 	{ "portals", KT_PORTALS, F(portals), F(nportals), 0, 0 },
 	{ "spoolDir", KT_STR, F(spool_dir), 0, 0, 0 },
 	{ "iqnPrefix", KT_IQN, F(iqn_prefix), 0, 0, 0 },
@@ -84,6 +93,8 @@ int cfg_default(struct cfg **out)
 	c->io_engine = 0;
 	c->registry_cache_dir = xstrdup("/var/cache/overlaybd-iscsid");
 	c->registry_cache_size_gb = 4;
+	c->registry_timeout_sec = 30;
+	c->registry_refill_size = 262144;
 	/* config.md section 6 defaults. */
 	c->download = (struct cfg_download){ .enable = false, .delay = 300, .delay_extra = 30,
 					     .max_mbps = 100, .try_cnt = 5,
@@ -117,6 +128,11 @@ void cfg_free(struct cfg *c)
 	free(c->log_path);
 	free(c->registry_cache_dir);
 	free(c->credential_file_path);
+	free(c->registry_ca_file);
+	free(c->registry_client_cert);
+	free(c->registry_client_key);
+	free(c->registry_proxy);
+	free(c->user_agent);
 	dj_strarray_free(c->portals, c->nportals);
 	free(c->spool_dir);
 	free(c->iqn_prefix);
@@ -233,6 +249,9 @@ static const struct {
 	{ "logConfig", "logPath", "logPath" },
 	{ "cacheConfig", "cacheDir", "registryCacheDir" },
 	{ "cacheConfig", "cacheSizeGB", "registryCacheSizeGB" },
+	{ "cacheConfig", "refillSize", "registryRefillSize" },
+	{ "certConfig", "certFile", "registryClientCert" },
+	{ "certConfig", "keyFile", "registryClientKey" },
 	{ "credentialConfig", "path", "credentialFilePath" },
 };
 
@@ -402,6 +421,12 @@ int cfg_parse(const char *text, size_t len, struct cfg **out, char *err, size_t 
 		/* RFC 7143 13.14: FirstBurstLength must not exceed MaxBurstLength. */
 		snprintf(err, errlen, "firstBurstLength: %u exceeds maxBurstLength %u",
 			 c->first_burst_length, c->max_burst_length);
+		rc = -EINVAL;
+	}
+	if (!rc && (c->registry_refill_size & (c->registry_refill_size - 1))) {
+		/* config.md 2: refillSize is a power of two (>= 4096 by the range). */
+		snprintf(err, errlen, "registryRefillSize (cacheConfig.refillSize): %u is not a power of two",
+			 c->registry_refill_size);
 		rc = -EINVAL;
 	}
 	if (!rc && !c->spool_dir) {

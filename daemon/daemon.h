@@ -42,6 +42,11 @@ struct cfg {
 	char *registry_cache_dir; /* NULL = no disk cache */
 	uint64_t registry_cache_size_gb;
 	char *credential_file_path; /* NULL = anonymous */
+	/* Registry client options (struct reg_config); NULL / 0 = its default. */
+	char *registry_ca_file, *registry_client_cert, *registry_client_key;
+	char *registry_proxy, *user_agent;
+	unsigned registry_timeout_sec; /* retry deadline per read */
+	uint32_t registry_refill_size; /* cache fill unit */
 	struct cfg_download download;
 	char **portals;
 	int nportals;

@@ -275,6 +275,13 @@ static int registry_setup(struct daemon *d)
 		.cache_dir = c->registry_cache_dir,
 		.cache_size = c->registry_cache_size_gb << 30,
 		.cred_file = c->credential_file_path,
+		.ca_file = c->registry_ca_file,
+		.client_cert = c->registry_client_cert,
+		.client_key = c->registry_client_key,
+		.proxy = c->registry_proxy,
+		.timeout_sec = c->registry_timeout_sec,
+		.refill_size = c->registry_refill_size,
+		.user_agent = c->user_agent,
 	};
 	int rc;
 

@@ -351,6 +351,11 @@ void iscsi_server_shutdown(struct iscsi_server *s, void (*done)(void *arg), void
 	s->shutting_down = true;
 	s->shutdown_done = done;
 	s->shutdown_arg = arg;
+	/* Set up before any connection is freed: freeing the last one
+	 * starts this watcher (iscsi_server_conn_gone), and initialising
+	 * an active watcher corrupts libev's timer heap. */
+	ev_timer_init(&s->shutdown_check, shutdown_check_cb, 0, 0);
+	s->shutdown_check.data = s;
 	close_portals(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
@@ -358,9 +363,8 @@ void iscsi_server_shutdown(struct iscsi_server *s, void (*done)(void *arg), void
 		iscsi_conn_maybe_free(c);
 	}
 	/* DONE runs from the loop, never from inside this call. */
-	ev_timer_init(&s->shutdown_check, shutdown_check_cb, 0, 0);
-	s->shutdown_check.data = s;
-	ev_timer_start(s->loop, &s->shutdown_check);
+	if (!ev_is_active(&s->shutdown_check))
+		ev_timer_start(s->loop, &s->shutdown_check);
 }
 
 void iscsi_server_conn_gone(struct iscsi_server *s)
@@ -541,6 +545,9 @@ void iscsi_target_remove(struct iscsi_target *t, void (*done)(void *arg), void *
 	t->removing = true;
 	t->remove_done = done;
 	t->remove_arg = arg;
+	/* Before anything below may end a session and start it. */
+	ev_timer_init(&t->remove_check, remove_check_cb, 0, 0);
+	t->remove_check.data = t;
 	/* Logins still in progress to it end now; they hold no session. */
 	for (c = s->conns; c; c = next) {
 		next = c->next;
@@ -553,9 +560,8 @@ void iscsi_target_remove(struct iscsi_target *t, void (*done)(void *arg), void *
 	for (sess = s->sessions; sess; sess = sess->next)
 		if (sess->tgt == t)
 			iscsi_session_request_logout(sess);
-	ev_timer_init(&t->remove_check, remove_check_cb, 0, 0);
-	t->remove_check.data = t;
-	ev_timer_start(s->loop, &t->remove_check);
+	if (!ev_is_active(&t->remove_check))
+		ev_timer_start(s->loop, &t->remove_check);
 }
 
 void iscsi_server_foreach_session(struct iscsi_server *s, iscsi_session_cb cb, void *arg)

@@ -183,6 +183,60 @@ static void test_bad_values_name_the_key(void **state)
 	parse_bad("{\"logLevel\":1,\"logLevel\":2}", "duplicate");
 }
 
+static void test_registry_client_keys(void **state)
+{
+	struct cfg *c = parse_ok("{}");
+
+	assert_null(c->registry_ca_file);
+	assert_null(c->registry_client_cert);
+	assert_null(c->registry_client_key);
+	assert_null(c->registry_proxy);
+	assert_null(c->user_agent);
+	assert_int_equal(c->registry_timeout_sec, 30);
+	assert_int_equal(c->registry_refill_size, 262144);
+	cfg_free(c);
+
+	c = parse_ok("{\"registryCAFile\":\"/ca.pem\",\"registryClientCert\":\"/c.pem\","
+		     "\"registryClientKey\":\"/k.pem\",\"registryProxy\":\"http://127.0.0.1:3128\","
+		     "\"registryTimeoutSec\":3,\"registryRefillSize\":1048576,"
+		     "\"userAgent\":\"ua/1\"}");
+	assert_string_equal(c->registry_ca_file, "/ca.pem");
+	assert_string_equal(c->registry_client_cert, "/c.pem");
+	assert_string_equal(c->registry_client_key, "/k.pem");
+	assert_string_equal(c->registry_proxy, "http://127.0.0.1:3128");
+	assert_int_equal(c->registry_timeout_sec, 3);
+	assert_int_equal(c->registry_refill_size, 1048576);
+	assert_string_equal(c->user_agent, "ua/1");
+	cfg_free(c);
+
+	/* config.md 2: the reference's certConfig and cacheConfig.refillSize
+	 * win over the flat keys. */
+	c = parse_ok("{\"registryClientCert\":\"/flat.pem\",\"registryRefillSize\":8192,"
+		     "\"certConfig\":{\"certFile\":\"/g.pem\",\"keyFile\":\"/g.key\"},"
+		     "\"cacheConfig\":{\"refillSize\":65536},\"registryProxy\":\"\"}");
+	assert_string_equal(c->registry_client_cert, "/g.pem");
+	assert_string_equal(c->registry_client_key, "/g.key");
+	assert_int_equal(c->registry_refill_size, 65536);
+	assert_null(c->registry_proxy);
+	cfg_free(c);
+
+	parse_bad("{\"registryCAFile\":1}", "registryCAFile");
+	parse_bad("{\"registryClientCert\":true}", "registryClientCert");
+	parse_bad("{\"registryClientKey\":[]}", "registryClientKey");
+	parse_bad("{\"registryProxy\":{}}", "registryProxy");
+	parse_bad("{\"userAgent\":5}", "userAgent");
+	parse_bad("{\"registryTimeoutSec\":0}", "registryTimeoutSec");
+	parse_bad("{\"registryTimeoutSec\":\"3\"}", "registryTimeoutSec");
+	parse_bad("{\"registryTimeoutSec\":-1}", "registryTimeoutSec");
+	parse_bad("{\"registryTimeoutSec\":3601}", "registryTimeoutSec");
+	parse_bad("{\"registryRefillSize\":2048}", "registryRefillSize");
+	parse_bad("{\"registryRefillSize\":12288}", "registryRefillSize");
+	parse_bad("{\"cacheConfig\":{\"refillSize\":1000}}", "cacheConfig.refillSize");
+	parse_bad("{\"cacheConfig\":{\"refillSize\":20480}}", "cacheConfig.refillSize");
+	parse_bad("{\"certConfig\":{\"keyFile\":7}}", "certConfig.keyFile");
+	parse_bad("{\"certConfig\":\"/x\"}", "certConfig");
+}
+
 static void write_secret(const char *path, const char *text, mode_t mode)
 {
 	FILE *f = fopen(path, "w");
@@ -259,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key_is_not_fatal),
 		cmocka_unit_test(test_reference_groups),
 		cmocka_unit_test(test_bad_values_name_the_key),
+		cmocka_unit_test(test_registry_client_keys),
 		cmocka_unit_test(test_secret_files),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_default_config_file_parses),
