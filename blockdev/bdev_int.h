@@ -131,6 +131,7 @@ struct lsmt_layer {
 	uint64_t data_end;       /* bytes; next append position */
 	uint64_t index_end;      /* bytes; next log position */
 	bool sparse;             /* lsmt.md 4.4: in-place data, INDEX unused */
+	uint32_t sparse_bs;      /* host block size of a sparse data file */
 };
 
 static inline bool lsmt_is_rw(const struct lsmt_layer *l) { return l->index != NULL; }
@@ -164,6 +165,10 @@ int bdev_file_local_fd(struct bdev_file *f);
 int lsmt_sparse_load(struct lsmt_layer *l);
 int lsmt_sparse_write(struct lsmt_layer *l, const struct iovec *iov, int iovcnt, uint64_t off,
 		      size_t len);
+/* A write into device D whose upper is the sparse L, widened to whole host
+ * blocks so a reopen's extent map never hides the lowers. */
+int lsmt_sparse_write_dev(struct bdev *d, struct lsmt_layer *l, const struct iovec *iov,
+			  int iovcnt, uint64_t off, size_t len);
 int lsmt_sparse_discard(struct lsmt_layer *l, uint64_t off, uint64_t len);
 int lsmt_sparse_set_vsize(struct lsmt_layer *l, uint64_t vsize);
 

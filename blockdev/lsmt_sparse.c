@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DATA_SECTOR0 (LSMT_HT_SIZE / BDEV_SECTOR) /* moffset of LBA 0 */
@@ -86,8 +87,15 @@ int lsmt_sparse_load(struct lsmt_layer *l)
 	int fd = sparse_fd(l);
 	off_t pos = LSMT_HT_SIZE, end = l->data->size;
 
+	struct stat st;
+
 	if (fd < 0)
 		return fd;
+	/* The host's block: the mapping granularity after a reopen. */
+	l->sparse_bs = 4096;
+	if (!fstat(fd, &st) && st.st_blksize >= (blksize_t)BDEV_SECTOR &&
+	    st.st_blksize <= (1 << 20) && !(st.st_blksize & (st.st_blksize - 1)))
+		l->sparse_bs = st.st_blksize;
 	/* lsmt.md 4.4: every allocated extent from 4096 on is data */
 	while (pos < end) {
 		off_t d = lseek(fd, pos, SEEK_DATA), h;
@@ -134,6 +142,59 @@ int lsmt_sparse_write(struct lsmt_layer *l, const struct iovec *iov, int iovcnt,
 	pthread_rwlock_wrlock(&l->lock);
 	err = map_range(l, off / BDEV_SECTOR, len / BDEV_SECTOR, false);
 	pthread_rwlock_unlock(&l->lock);
+	return err;
+}
+
+/*
+ * lsmt.md 4.4: after a reopen every allocated host block maps as data, so
+ * a write that covers a host block only in part would make the rest of
+ * that block (a hole until now, reading as zeros) hide the lower layers.
+ * Such a write is widened to whole host blocks, the added parts filled
+ * with what the device shows there now.  LOG_MU (unused otherwise by a
+ * sparse layer) serialises these read-modify-writes, so two partial writes
+ * into one block never drop each other's sectors.
+ */
+int lsmt_sparse_write_dev(struct bdev *d, struct lsmt_layer *l, const struct iovec *iov,
+			  int iovcnt, uint64_t off, size_t len)
+{
+	uint64_t bs = l->sparse_bs, s = off / bs * bs, e = (off + len + bs - 1) / bs * bs;
+	uint64_t dsize = (bdev_size(d) + BDEV_SECTOR - 1) / BDEV_SECTOR * BDEV_SECTOR;
+	int err;
+
+	if (e > dsize)
+		e = dsize > off + len ? dsize : off + len;
+	if (s == off && e == off + len)
+		return lsmt_sparse_write(l, iov, iovcnt, off, len);
+
+	struct iovec *v = malloc((iovcnt + 2) * sizeof(*v));
+	uint8_t *head = malloc(bs), *tail = malloc(bs);
+	int n = 0;
+
+	if (!v || !head || !tail) {
+		err = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&l->log_mu);
+	err = s < off ? bdev_pread(d, head, off - s, s) : 0;
+	if (!err && e > off + len)
+		err = bdev_pread(d, tail, e - off - len, off + len);
+	if (!err) {
+		if (s < off)
+			v[n++] = (struct iovec){ head, off - s };
+		memcpy(v + n, iov, iovcnt * sizeof(*v));
+		n += iovcnt;
+		if (e > off + len)
+			v[n++] = (struct iovec){ tail, e - off - len };
+		err = lsmt_sparse_write(l, v, n, s, e - s);
+	} else {
+		log_error("%s: reading around a partial block write failed: %s",
+			  bdev_file_name(l->data), strerror(-err));
+	}
+	pthread_mutex_unlock(&l->log_mu);
+out:
+	free(v);
+	free(head);
+	free(tail);
 	return err;
 }
 

@@ -477,6 +477,8 @@ int bdev_pwritev(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t o
 		return -EROFS;
 	if (len == 0)
 		return 0;
+	if (d->upper->sparse)
+		return lsmt_sparse_write_dev(d, d->upper, iov, iovcnt, off, len);
 	return lsmt_rw_write(d->upper, iov, iovcnt, off, len);
 }
 
