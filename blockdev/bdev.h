@@ -140,6 +140,10 @@ int lsmt_open_rw(struct bdev_file *data, struct bdev_file *index, struct lsmt_la
 /* overlaybd-create: new writable layer files. VSIZE in bytes. */
 int lsmt_create_rw(struct bdev_file *data, struct bdev_file *index, uint64_t vsize,
 		   const char *parent_uuid);
+/* overlaybd-create -s: a sparse writable layer (lsmt.md 4.4); DATA must be
+ * a local file, INDEX stays empty. */
+int lsmt_create_sparse(struct bdev_file *data, struct bdev_file *index, uint64_t vsize,
+		       const char *parent_uuid);
 void lsmt_info(const struct lsmt_layer *l, struct lsmt_info *out);
 void lsmt_close(struct lsmt_layer *l);
 

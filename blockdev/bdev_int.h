@@ -130,6 +130,7 @@ struct lsmt_layer {
 	pthread_mutex_t log_mu;  /* orders log appends with map inserts */
 	uint64_t data_end;       /* bytes; next append position */
 	uint64_t index_end;      /* bytes; next log position */
+	bool sparse;             /* lsmt.md 4.4: in-place data, INDEX unused */
 };
 
 static inline bool lsmt_is_rw(const struct lsmt_layer *l) { return l->index != NULL; }
@@ -153,6 +154,18 @@ void lsmt_info_from_ht(struct lsmt_info *info, const struct lsmt_ht *h);
 bool lsmt_uuid_valid(const char *s);
 void lsmt_uuid_generate(char out[37]);
 extern const char lsmt_null_uuid[37];
+
+/* The buffered descriptor of a local file (file.c), -EINVAL for any other
+ * kind: sparse layers need lseek(SEEK_DATA) and fallocate on it. */
+int bdev_file_local_fd(struct bdev_file *f);
+
+/* Sparse writable layer (lsmt_sparse.c, lsmt.md 4.4): the map from the data
+ * file's allocated extents; I/O in place at 4096 + offset. */
+int lsmt_sparse_load(struct lsmt_layer *l);
+int lsmt_sparse_write(struct lsmt_layer *l, const struct iovec *iov, int iovcnt, uint64_t off,
+		      size_t len);
+int lsmt_sparse_discard(struct lsmt_layer *l, uint64_t off, uint64_t len);
+int lsmt_sparse_set_vsize(struct lsmt_layer *l, uint64_t vsize);
 
 /* Writable layer I/O (lsmt_rw.c); offsets and lengths in bytes. */
 int lsmt_rw_write(struct lsmt_layer *l, const struct iovec *iov, int iovcnt, uint64_t off,

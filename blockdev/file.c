@@ -18,7 +18,7 @@
  *              (tmpfs), both use the buffered descriptor;
  *   posix aio  aio_read/aio_write with aio_suspend (glibc's own threads).
  */
-#include "bdev.h"
+#include "bdev_int.h"
 #include "common/common.h"
 
 #include <aio.h>
@@ -431,6 +431,15 @@ int bdev_file_open_local(const char *path, int flags, enum bdev_io_engine engine
 	lf->f.ops = &local_ops[engine][writable];
 	*out = &lf->f;
 	return 0;
+}
+
+int bdev_file_local_fd(struct bdev_file *f)
+{
+	const struct bdev_file_ops *o = f->ops;
+
+	if (o < &local_ops[0][0] || o > &local_ops[BDEV_IO_POSIX_AIO][1])
+		return -EINVAL;
+	return ((struct local_file *)f)->fd;
 }
 
 int bdev_file_pread_full(struct bdev_file *f, void *buf, size_t len, uint64_t off)

@@ -136,9 +136,17 @@ int lsmt_open_rw(struct bdev_file *data, struct bdev_file *index, struct lsmt_la
 		goto fail;
 	}
 	if (dh.flags & HT_SPARSE) {
-		log_error("%s: sparse writable layers are not supported", bdev_file_name(data));
-		err = -ENOTSUP;
-		goto fail;
+		/* lsmt.md 4.4: the index file is not used */
+		l->data = data;
+		l->index = index;
+		l->sparse = true;
+		err = lsmt_sparse_load(l);
+		if (err) {
+			l->data = l->index = NULL;
+			goto fail;
+		}
+		nent = 0;
+		goto opened;
 	}
 	/* lsmt.md 4.2: index header: header bit, index type, not sealed, offset 4096 */
 	err = bdev_file_pread_full(index, buf, LSMT_HT_SIZE, 0);
@@ -167,6 +175,7 @@ int lsmt_open_rw(struct bdev_file *data, struct bdev_file *index, struct lsmt_la
 		l->data = l->index = NULL;
 		goto fail;
 	}
+opened:;
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
 	/* Writers must not starve under a steady stream of reads. */
@@ -225,6 +234,9 @@ int lsmt_rw_write(struct lsmt_layer *l, const struct iovec *iov, int iovcnt, uin
 	int i = 0;
 	size_t ioff = 0;
 
+	if (l->sparse)
+		return lsmt_sparse_write(l, iov, iovcnt, off, len);
+
 	/* lsmt.md 4.2: each piece of at most 4 MiB is appended and logged */
 	while (len > 0) {
 		size_t piece = len < LSMT_WRITE_PIECE ? len : LSMT_WRITE_PIECE;
@@ -268,6 +280,8 @@ int lsmt_rw_discard(struct lsmt_layer *l, uint64_t off, uint64_t len)
 	uint64_t lba = off / BDEV_SECTOR, n = len / BDEV_SECTOR;
 	struct seg s[64];
 
+	if (l->sparse)
+		return lsmt_sparse_discard(l, off, len);
 	/* lsmt.md 4.2: pieces of at most 16383 sectors, moffset = data end */
 	while (n > 0) {
 		size_t k = 0;
@@ -298,7 +312,8 @@ int lsmt_rw_sync(struct lsmt_layer *l)
 	/* Data before index: a durable log entry never names missing bytes. */
 	if (l->data->ops->sync)
 		err = l->data->ops->sync(l->data);
-	if (!err && l->index->ops->sync)
+	/* lsmt.md 4.4: a sparse layer has no log to sync */
+	if (!err && !l->sparse && l->index->ops->sync)
 		err = l->index->ops->sync(l->index);
 	if (err)
 		log_error("%s: sync failed: %s", bdev_file_name(l->data), strerror(-err));
@@ -310,6 +325,8 @@ int lsmt_rw_set_vsize(struct lsmt_layer *l, uint64_t vsize)
 	uint8_t le[8];
 	int err;
 
+	if (l->sparse)
+		return lsmt_sparse_set_vsize(l, vsize);
 	for (int i = 0; i < 8; i++)
 		le[i] = vsize >> (8 * i);
 	/* lsmt.md 2: virtual_size at byte 48 of both headers */

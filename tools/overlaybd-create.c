@@ -1,7 +1,8 @@
 /*
- * overlaybd-create: make a new, empty writable layer (lsmt.md 4.2).
+ * overlaybd-create: make a new, empty writable layer (lsmt.md 4.2), or with
+ * -s a sparse one (lsmt.md 4.4: the device in place in DATA, INDEX empty).
  *
- *   overlaybd-create [-u PARENT_UUID] DATA INDEX SIZE_GB
+ *   overlaybd-create [-u PARENT_UUID] [-s] DATA INDEX SIZE_GB
  *
  * Both files are written under a temporary name and renamed into place, so
  * a failed run never leaves a half-made layer behind.
@@ -20,11 +21,12 @@
 static void usage(FILE *to)
 {
 	fprintf(to,
-		"usage: overlaybd-create [-u PARENT_UUID] DATA INDEX SIZE_GB\n"
+		"usage: overlaybd-create [-u PARENT_UUID] [-s] DATA INDEX SIZE_GB\n"
 		"Create a writable overlaybd layer: DATA and INDEX files for a device of\n"
 		"SIZE_GB GiB (a whole number).\n"
 		"  -u, --parent-uuid U  uuid of the layer below (default: the null uuid)\n"
-		"  -s, --sparse         sparse layer (not supported: rejected)\n"
+		"  -s, --sparse         sparse layer: DATA holds the device in place (a sparse\n"
+		"                       file of SIZE_GB GiB), INDEX is created empty\n"
 		"  -h, --help           this text\n");
 }
 
@@ -59,6 +61,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *parent = NULL;
+	bool sparse = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "u:sh", longopts, NULL)) != -1) {
@@ -67,7 +70,8 @@ int main(int argc, char **argv)
 			parent = optarg;
 			break;
 		case 's':
-			return die("%s", "sparse layers (-s) are not supported");
+			sparse = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -105,7 +109,8 @@ int main(int argc, char **argv)
 		unlink(tdata);
 		return die("cannot create %s", tindex);
 	}
-	err = lsmt_create_rw(df, xf, n << 30, parent);
+	err = sparse ? lsmt_create_sparse(df, xf, n << 30, parent)
+		     : lsmt_create_rw(df, xf, n << 30, parent);
 	bdev_file_close(df);
 	bdev_file_close(xf);
 	if (!err && (rename(tdata, data) || rename(tindex, index)))

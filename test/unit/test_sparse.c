@@ -1,0 +1,273 @@
+/*
+ * test_sparse: the sparse writable layer (lsmt.md 4.4).  Random writes and
+ * discards are checked against a plain in-memory model: through the
+ * device, in the data file itself (byte X at 4096 + X), after reopen (map
+ * rebuilt from the file's extents) and after commit.
+ */
+#include "lsmt_helpers.h"
+#include "blockdev/bdev_int.h"
+
+#include <sys/stat.h>
+
+#define VSIZE (16 * MiB)
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(uint64_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng % n;
+}
+
+static uint8_t *slurp_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	uint8_t *b;
+
+	if (!f || fstat(fileno(f), &st))
+		fail_msg("cannot open %s", path);
+	b = malloc(st.st_size + 1);
+	assert_non_null(b);
+	if (fread(b, 1, st.st_size, f) != (size_t)st.st_size)
+		fail_msg("short read of %s", path);
+	fclose(f);
+	*len = st.st_size;
+	return b;
+}
+
+static void create_sparse(const char *data, const char *index, uint64_t vsize)
+{
+	struct bdev_file *df = open_file(data, O_RDWR | O_CREAT | O_TRUNC);
+	struct bdev_file *xf = open_file(index, O_RDWR | O_CREAT | O_TRUNC);
+	int rc = lsmt_create_sparse(df, xf, vsize, NULL);
+
+	if (rc)
+		fail_msg("lsmt_create_sparse: expected 0, got %d", rc);
+	bdev_file_close(df);
+	bdev_file_close(xf);
+}
+
+static struct bdev *open_dev(struct lsmt_layer *up)
+{
+	struct bdev *d = NULL;
+	int rc = bdev_open(NULL, 0, up, &d);
+
+	if (rc)
+		fail_msg("bdev_open: expected 0, got %d", rc);
+	return d;
+}
+
+/* Every byte of D equals MODEL; WHAT names the stage in the failure. */
+static void compare_dev(struct bdev *d, const uint8_t *model, const char *what)
+{
+	uint8_t *buf = malloc(VSIZE);
+
+	assert_non_null(buf);
+	if (bdev_size(d) != VSIZE)
+		fail_msg("%s: size expected %llu, got %llu", what, (unsigned long long)VSIZE,
+			 (unsigned long long)bdev_size(d));
+	int rc = bdev_pread(d, buf, VSIZE, 0);
+
+	if (rc)
+		fail_msg("%s: read expected 0, got %d", what, rc);
+	for (size_t i = 0; i < VSIZE; i++)
+		if (buf[i] != model[i])
+			fail_msg("%s: byte %zu expected %u, got %u", what, i, model[i], buf[i]);
+	free(buf);
+}
+
+static void test_create(void **state)
+{
+	char *t = make_tmpdir();
+	const char *data = path_in(t, "data"), *index = path_in(t, "index");
+	uint8_t hdr[LSMT_HT_SIZE];
+	struct stat st;
+
+	create_sparse(data, index, VSIZE);
+	if (stat(data, &st) || st.st_size != (off_t)(LSMT_HT_SIZE + VSIZE))
+		fail_msg("data size expected %llu, got %lld", (unsigned long long)(LSMT_HT_SIZE + VSIZE),
+			 (long long)st.st_size);
+	/* sparse: only the header is allocated */
+	if ((uint64_t)st.st_blocks * 512 > 64 * 1024)
+		fail_msg("data file allocated %lld bytes, expected at most 64K",
+			 (long long)st.st_blocks * 512);
+	if (stat(index, &st) || st.st_size != 0)
+		fail_msg("index size expected 0, got %lld", (long long)st.st_size);
+	FILE *f = fopen(data, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	fclose(f);
+	/* lsmt.md 2: flags at byte 28, 0x13 for a sparse data file */
+	assert_int_equal(hdr[28], 0x13);
+	assert_int_equal(hdr[29] | hdr[30] | hdr[31], 0);
+
+	struct lsmt_layer *l = open_rw(data, index);
+	struct lsmt_info info;
+
+	lsmt_info(l, &info);
+	assert_int_equal(info.nentries, 0);
+	assert_int_equal(info.virtual_size, VSIZE);
+	lsmt_close(l);
+	rm_tmpdir(t);
+	(void)state;
+}
+
+static void commit_to(struct lsmt_layer *l, const char *out)
+{
+	struct bdev_file *dst = open_file(out, O_RDWR | O_CREAT | O_TRUNC);
+	int rc = lsmt_commit(&l, 1, dst, NULL, false);
+
+	if (rc)
+		fail_msg("lsmt_commit to %s: expected 0, got %d", out, rc);
+	bdev_file_close(dst);
+}
+
+/* Random writes and discards, then every stage compared with the model. */
+static void test_property(void **state)
+{
+	char *t = make_tmpdir();
+	char data[512], index[512], blob[512];
+	uint8_t *model = calloc(1, VSIZE), *buf = malloc(1 << 20);
+
+	assert_non_null(model);
+	assert_non_null(buf);
+	snprintf(data, sizeof(data), "%s", path_in(t, "data"));
+	snprintf(index, sizeof(index), "%s", path_in(t, "index"));
+	snprintf(blob, sizeof(blob), "%s", path_in(t, "commit.blob"));
+	create_sparse(data, index, VSIZE);
+
+	struct lsmt_layer *l = open_rw(data, index);
+	struct bdev *d = open_dev(l);
+
+	for (int op = 0; op < 400; op++) {
+		/* 4 KiB-aligned most of the time so discards free host blocks */
+		uint64_t unit = rnd(4) ? 4096 : 512;
+		uint64_t len = (1 + rnd(256 * 1024 / unit)) * unit;
+		uint64_t off = rnd((VSIZE - len) / unit + 1) * unit;
+		int rc;
+
+		if (rnd(4)) {
+			for (uint64_t i = 0; i < len; i++)
+				buf[i] = (uint8_t)(op * 31 + i / 512 + 1);
+			rc = bdev_pwrite(d, buf, len, off);
+			memcpy(model + off, buf, len);
+		} else {
+			rc = bdev_discard(d, off, len);
+			memset(model + off, 0, len);
+		}
+		if (rc)
+			fail_msg("op %d at %llu+%llu: expected 0, got %d", op, (unsigned long long)off,
+				 (unsigned long long)len, rc);
+	}
+	/* A write wider than 16383 sectors is mapped in several entries. */
+	memset(buf, 0xa5, 1 << 20);
+	for (int k = 0; k < 9; k++) {
+		assert_int_equal(bdev_pwrite(d, buf, 1 << 20, 4 * MiB + k * MiB), 0);
+		memset(model + 4 * MiB + k * MiB, 0xa5, 1 << 20);
+	}
+	compare_dev(d, model, "live");
+	assert_int_equal(bdev_flush(d), 0);
+
+	/* lsmt.md 4.4: logical byte X at file offset 4096 + X */
+	size_t flen;
+	uint8_t *raw = slurp_file(data, &flen);
+
+	assert_int_equal(flen, LSMT_HT_SIZE + VSIZE);
+	for (size_t i = 0; i < VSIZE; i++)
+		if (raw[LSMT_HT_SIZE + i] != model[i])
+			fail_msg("data file byte %zu: expected %u, got %u", LSMT_HT_SIZE + i, model[i],
+				 raw[LSMT_HT_SIZE + i]);
+	free(raw);
+	bdev_close(d);
+
+	/* Reopen: the map comes from the host file's extents. */
+	l = open_rw(data, index);
+	d = open_dev(l);
+	compare_dev(d, model, "reopened");
+	bdev_close(d);
+
+	l = open_rw(data, index);
+	commit_to(l, blob);
+	lsmt_close(l);
+	d = NULL;
+	assert_int_equal(bdev_open((struct lsmt_layer *[]){ open_ro(blob) }, 1, NULL, &d), 0);
+	compare_dev(d, model, "committed");
+	bdev_close(d);
+
+	free(model);
+	free(buf);
+	rm_tmpdir(t);
+	(void)state;
+}
+
+/* A sparse upper over a lower: unwritten ranges fall through. */
+static void test_stacked(void **state)
+{
+	char *t = make_tmpdir();
+	char ld[512], li[512], lb[512], ud[512], ui[512];
+	uint8_t *buf = malloc(VSIZE), *model = malloc(VSIZE);
+
+	assert_non_null(buf);
+	assert_non_null(model);
+	snprintf(ld, sizeof(ld), "%s", path_in(t, "ldata"));
+	snprintf(li, sizeof(li), "%s", path_in(t, "lindex"));
+	snprintf(lb, sizeof(lb), "%s", path_in(t, "lower.blob"));
+	snprintf(ud, sizeof(ud), "%s", path_in(t, "udata"));
+	snprintf(ui, sizeof(ui), "%s", path_in(t, "uindex"));
+	struct bdev_file *df = open_file(ld, O_RDWR | O_CREAT | O_TRUNC);
+	struct bdev_file *xf = open_file(li, O_RDWR | O_CREAT | O_TRUNC);
+
+	assert_int_equal(lsmt_create_rw(df, xf, VSIZE, NULL), 0);
+	bdev_file_close(df);
+	bdev_file_close(xf);
+	struct bdev *d = open_dev(open_rw(ld, li));
+
+	memset(model, 0x11, VSIZE);
+	assert_int_equal(bdev_pwrite(d, model, VSIZE, 0), 0);
+	bdev_close(d);
+	struct lsmt_layer *l = open_rw(ld, li);
+
+	commit_to(l, lb);
+	lsmt_close(l);
+
+	create_sparse(ud, ui, VSIZE);
+	struct lsmt_layer *low = open_ro(lb);
+
+	assert_int_equal(bdev_open(&low, 1, open_rw(ud, ui), &d), 0);
+	memset(buf, 0x22, 8192);
+	assert_int_equal(bdev_pwrite(d, buf, 8192, 1 * MiB), 0);
+	memset(model + 1 * MiB, 0x22, 8192);
+	assert_int_equal(bdev_discard(d, 2 * MiB, 4096), 0);
+	memset(model + 2 * MiB, 0, 4096);
+	compare_dev(d, model, "stacked");
+	bdev_close(d);
+
+	/* Reopened, the written range still wins over the lower. */
+	low = open_ro(lb);
+	assert_int_equal(bdev_open(&low, 1, open_rw(ud, ui), &d), 0);
+	assert_int_equal(bdev_pread(d, buf, 3 * 4096, 1 * MiB - 4096), 0);
+	for (size_t i = 0; i < 3 * 4096; i++)
+		if (buf[i] != model[1 * MiB - 4096 + i])
+			fail_msg("stacked reopened byte %zu: expected %u, got %u", i,
+				 model[1 * MiB - 4096 + i], buf[i]);
+	bdev_close(d);
+	free(buf);
+	free(model);
+	rm_tmpdir(t);
+	(void)state;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create),
+		cmocka_unit_test(test_property),
+		cmocka_unit_test(test_stacked),
+	};
+
+	log_open("/dev/null");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
