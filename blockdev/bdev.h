@@ -144,6 +144,9 @@ int lsmt_create_rw(struct bdev_file *data, struct bdev_file *index, uint64_t vsi
  * a local file, INDEX stays empty. */
 int lsmt_create_sparse(struct bdev_file *data, struct bdev_file *index, uint64_t vsize,
 		       const char *parent_uuid);
+/* overlaybd-commit --seal (lsmt.md 4.3): append the writable layer's index
+ * and a trailer to its data file, which then opens with lsmt_open_ro. */
+int lsmt_seal(struct lsmt_layer *l);
 void lsmt_info(const struct lsmt_layer *l, struct lsmt_info *out);
 void lsmt_close(struct lsmt_layer *l);
 

@@ -45,6 +45,25 @@ same "$T/ml" "$S/merged123.lsmt" "merge -l"
 "$B/overlaybd-commit" --verify "$T/new.data" "$T/new.index" "$T/new.lsmt" ||
 	fail "commit of an empty layer failed"
 
+# lsmt.md 4.4: a sparse layer is the device in place (flags 0x13), the index empty.
+"$B/overlaybd-create" -s "$T/sp.data" "$T/sp.index" 2 || fail "create -s failed"
+[ "$(stat -c %s "$T/sp.data")" = $((4096 + (2 << 30))) ] && [ "$(stat -c %s "$T/sp.index")" = 0 ] ||
+	fail "create -s: expected a 4096+2GiB data file and an empty index"
+[ "$(od -An -tx1 -j28 -N1 "$T/sp.data" | tr -d ' ')" = 13 ] ||
+	fail "create -s: expected header flags 0x13, got $(od -An -tx1 -j28 -N1 "$T/sp.data")"
+printf 'sparse payload' | dd of="$T/sp.data" bs=1 seek=$((4096 + 1048576)) conv=notrunc 2>/dev/null
+"$B/overlaybd-commit" --verify "$T/sp.data" "$T/sp.index" "$T/sp.lsmt" ||
+	fail "commit of a sparse layer failed"
+
+# lsmt.md 4.3: --seal, then --commit_sealed gives the reference's commit of l1.
+cp "$S/l1.data" "$T/s1.data" && cp "$S/l1.index" "$T/s1.index"
+"$B/overlaybd-commit" --seal "$T/s1.data" "$T/s1.index" "$T/overlaybd.sealed" ||
+	fail "--seal failed"
+[ ! -e "$T/s1.data" ] || fail "--seal: expected the data file renamed to overlaybd.sealed"
+"$B/overlaybd-commit" --commit_sealed -m layer-1 --uuid $U1 --verify "$T/overlaybd.sealed" \
+	"$T/s1.lsmt" || fail "--commit_sealed of our sealed file failed"
+same "$T/s1.lsmt" "$S/l1.lsmt" "--seal then --commit_sealed l1"
+
 bad() {
 	local tool=$1 what=$2 out=$3
 	shift 3
@@ -63,6 +82,10 @@ bad overlaybd-commit "sealed blob as index" "$T/bad" "$S/l1.data" "$S/l1.lsmt" "
 bad overlaybd-commit "truncated sealed" "$T/bad" --commit_sealed "$T/trunc" "$T/bad"
 bad overlaybd-commit "bad uuid" "$T/bad" --uuid xyz "$S/l1.data" "$S/l1.index" "$T/bad"
 bad overlaybd-commit "bad bs" "$T/bad" -z --bs 3 "$S/l1.data" "$S/l1.index" "$T/bad"
+bad overlaybd-commit "--seal with -z" "$T/bad" --seal -z "$S/l1.data" "$S/l1.index" "$T/bad"
+cp "$S/l1.data" "$T/s2.data"
+bad overlaybd-commit "--seal, missing index" "$T/bad" --seal "$T/s2.data" "$T/nonexistent" "$T/bad"
+cmp -s "$T/s2.data" "$S/l1.data" || fail "failed --seal: expected its data file left unchanged"
 bad overlaybd-merge "missing layer" "$T/bad" -l "$T/nonexistent" "$T/bad"
 bad overlaybd-merge "truncated layer" "$T/bad" -l "$T/trunc" "$T/bad"
 echo '{"lowers": [{"digest": "sha256:00"}]}' >"$T/remote.json"

@@ -4,7 +4,11 @@
  *
  *   overlaybd-commit [options] DATA INDEX OUT
  *   overlaybd-commit [options] --commit_sealed IN OUT
+ *   overlaybd-commit --seal DATA INDEX OUT
  *
+ * --seal (lsmt.md 4.3) appends the index and a trailer to DATA itself and
+ * then renames DATA to OUT (by convention overlaybd.sealed); a failure
+ * truncates DATA back, so the writable layer survives.
  * With -z the sealed blob is then ZFile-compressed (lsmt.md 7: per-block
  * CRC always on, header overwritten), with -t wrapped in a tar (lsmt.md 8).
  * Every stage writes a temporary file; OUT appears only when all are done.
@@ -26,12 +30,15 @@ static void usage(FILE *to)
 	fprintf(to,
 		"usage: overlaybd-commit [options] DATA INDEX OUT\n"
 		"       overlaybd-commit [options] --commit_sealed IN OUT\n"
+		"       overlaybd-commit --seal DATA INDEX OUT\n"
 		"Seal the writable layer DATA+INDEX (or a sealed-in-place data file IN)\n"
 		"into the layer blob OUT.\n"
 		"  -m, --message MSG    commit message (user tag, at most 256 bytes)\n"
 		"      --uuid U         uuid of the new layer (default: the null uuid)\n"
 		"  -p, --parent-uuid U  parent uuid (default: the source's)\n"
 		"      --commit_sealed  the source is one sealed-in-place data file\n"
+		"      --seal           seal DATA in place and rename it to OUT (usually\n"
+		"                       overlaybd.sealed), for a later --commit_sealed\n"
 		"  -z, --compress       ZFile-compress the blob\n"
 		"      --algorithm A    lz4 (default) or zstd, with -z\n"
 		"      --bs N           ZFile block size 4K, 8K, 16K, 32K or 64K (default 4K)\n"
@@ -167,14 +174,47 @@ static int open_source(const char *data, const char *index, bool sealed, struct 
 	return err ? fail("not a writable layer: ", data, err) : 0;
 }
 
+/* lsmt.md 4.3: the writable layer sealed in place, DATA renamed to OUT. */
+static int seal(const char *data, const char *index, const char *out)
+{
+	struct bdev_file *df, *xf;
+	struct lsmt_layer *l;
+	int err = bdev_file_open_local(data, O_RDWR, BDEV_IO_PSYNC, &df);
+
+	if (err)
+		return fail("cannot open ", data, err);
+	uint64_t old = df->size;
+
+	err = bdev_file_open_local(index, O_RDONLY, BDEV_IO_PSYNC, &xf);
+	if (err) {
+		bdev_file_close(df);
+		return fail("cannot open ", index, err);
+	}
+	err = lsmt_open_rw(df, xf, &l);
+	if (err)
+		return fail("not a writable layer: ", data, err);
+	err = lsmt_seal(l);
+	lsmt_close(l);
+	if (!err && strcmp(data, out) && rename(data, out))
+		err = -errno;
+	if (err) {
+		if (truncate(data, old))
+			fprintf(stderr, "overlaybd-commit: cannot truncate %s back to %llu bytes\n",
+				data, (unsigned long long)old);
+		return fail("sealing failed: ", data, err);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_UUID = 256, OPT_SEALED, OPT_VERIFY, OPT_ALGO, OPT_BS };
+	enum { OPT_UUID = 256, OPT_SEALED, OPT_VERIFY, OPT_ALGO, OPT_BS, OPT_SEAL };
 	static const struct option longopts[] = {
 		{ "message", required_argument, NULL, 'm' },
 		{ "uuid", required_argument, NULL, OPT_UUID },
 		{ "parent-uuid", required_argument, NULL, 'p' },
 		{ "commit_sealed", no_argument, NULL, OPT_SEALED },
+		{ "seal", no_argument, NULL, OPT_SEAL },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "compress", no_argument, NULL, 'z' },
 		{ "algorithm", required_argument, NULL, OPT_ALGO },
@@ -188,7 +228,7 @@ int main(int argc, char **argv)
 	struct zfile_opts z = { .algo = ZFILE_LZ4, .block_size = 4096, .verify = true,
 				.overwrite_header = true };
 	bool sealed = false, check = false, compress = false, tar = false, zset = false;
-	bool verbose = false;
+	bool verbose = false, do_seal = false;
 	int c;
 
 	log_set_level(LOG_LVL_WARN);
@@ -205,6 +245,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SEALED:
 			sealed = true;
+			break;
+		case OPT_SEAL:
+			do_seal = true;
 			break;
 		case OPT_VERIFY:
 			check = true;
@@ -249,6 +292,11 @@ int main(int argc, char **argv)
 	if (argc - optind != (sealed ? 2 : 3)) {
 		usage(stderr);
 		return 1;
+	}
+	if (do_seal) {
+		if (sealed || compress || tar || check || o.uuid || o.parent_uuid || o.user_tag)
+			return fail("--seal takes no other option", NULL, 0);
+		return seal(argv[optind], argv[optind + 1], argv[optind + 2]);
 	}
 	if (zset && !compress)
 		fprintf(stderr, "overlaybd-commit: warning: --algorithm/--bs are ignored without -z\n");

@@ -1,8 +1,10 @@
 /*
- * test_sparse: the sparse writable layer (lsmt.md 4.4).  Random writes and
- * discards are checked against a plain in-memory model: through the
- * device, in the data file itself (byte X at 4096 + X), after reopen (map
- * rebuilt from the file's extents) and after commit.
+ * test_sparse: the sparse writable layer (lsmt.md 4.4) and sealing in
+ * place (lsmt.md 4.3).  Random writes and discards on a sparse layer are
+ * checked against a plain in-memory model: through the device, in the data
+ * file itself (byte X at 4096 + X), after reopen (map rebuilt from the
+ * file's extents), after commit, and sealed in place, whose compaction
+ * (--commit_sealed) must equal the direct commit byte for byte.
  */
 #include "lsmt_helpers.h"
 #include "blockdev/bdev_int.h"
@@ -125,11 +127,30 @@ static void commit_to(struct lsmt_layer *l, const char *out)
 	bdev_file_close(dst);
 }
 
+static void seal_layer(const char *data, const char *index)
+{
+	struct lsmt_layer *l = open_rw(data, index);
+	int rc = lsmt_seal(l);
+
+	if (rc)
+		fail_msg("lsmt_seal %s: expected 0, got %d", data, rc);
+	lsmt_close(l);
+}
+
+static void expect_same_file(const char *a, const char *b)
+{
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "cmp '%s' '%s'", a, b);
+	if (system(cmd) != 0)
+		fail_msg("%s and %s differ (expected identical commits)", a, b);
+}
+
 /* Random writes and discards, then every stage compared with the model. */
 static void test_property(void **state)
 {
 	char *t = make_tmpdir();
-	char data[512], index[512], blob[512];
+	char data[512], index[512], blob[512], sblob[512];
 	uint8_t *model = calloc(1, VSIZE), *buf = malloc(1 << 20);
 
 	assert_non_null(model);
@@ -137,6 +158,7 @@ static void test_property(void **state)
 	snprintf(data, sizeof(data), "%s", path_in(t, "data"));
 	snprintf(index, sizeof(index), "%s", path_in(t, "index"));
 	snprintf(blob, sizeof(blob), "%s", path_in(t, "commit.blob"));
+	snprintf(sblob, sizeof(sblob), "%s", path_in(t, "sealed.blob"));
 	create_sparse(data, index, VSIZE);
 
 	struct lsmt_layer *l = open_rw(data, index);
@@ -197,6 +219,17 @@ static void test_property(void **state)
 	compare_dev(d, model, "committed");
 	bdev_close(d);
 
+	/* lsmt.md 4.3: sealed in place, read by the 4.1 reader, compacts the same */
+	seal_layer(data, index);
+	struct lsmt_layer *sl = open_ro(data);
+
+	assert_int_equal(bdev_open(&sl, 1, NULL, &d), 0);
+	compare_dev(d, model, "sealed in place");
+	bdev_close(d);
+	sl = open_ro(data);
+	commit_to(sl, sblob);
+	lsmt_close(sl);
+	expect_same_file(blob, sblob);
 	free(model);
 	free(buf);
 	rm_tmpdir(t);
@@ -243,6 +276,18 @@ static void test_stacked(void **state)
 	assert_int_equal(bdev_discard(d, 2 * MiB, 4096), 0);
 	memset(model + 2 * MiB, 0, 4096);
 	compare_dev(d, model, "stacked");
+	uint64_t run;
+	bool mapped;
+
+	/* The discarded range is unmapped (GET LBA STATUS), the written one mapped. */
+	assert_int_equal(bdev_map_status(d, 2 * MiB, &run, &mapped), 0);
+	if (mapped || run != 4096)
+		fail_msg("discarded range: expected unmapped 4096 bytes, got %s %llu",
+			 mapped ? "mapped" : "unmapped", (unsigned long long)run);
+	assert_int_equal(bdev_map_status(d, 1 * MiB, &run, &mapped), 0);
+	if (!mapped || run < 8192)
+		fail_msg("written range: expected mapped >= 8192 bytes, got %s %llu",
+			 mapped ? "mapped" : "unmapped", (unsigned long long)run);
 	bdev_close(d);
 
 	/* Reopened, the written range still wins over the lower. */
@@ -260,12 +305,67 @@ static void test_stacked(void **state)
 	(void)state;
 }
 
+/* --seal then --commit_sealed of a log-structured layer equals its commit. */
+static void test_seal_rw(void **state)
+{
+	char *t = make_tmpdir();
+	char data[512], index[512], blob[512], sblob[512];
+	uint8_t *model = calloc(1, VSIZE), *buf = malloc(256 * 1024);
+
+	assert_non_null(model);
+	assert_non_null(buf);
+	snprintf(data, sizeof(data), "%s", path_in(t, "data"));
+	snprintf(index, sizeof(index), "%s", path_in(t, "index"));
+	snprintf(blob, sizeof(blob), "%s", path_in(t, "commit.blob"));
+	snprintf(sblob, sizeof(sblob), "%s", path_in(t, "sealed.blob"));
+	struct bdev_file *df = open_file(data, O_RDWR | O_CREAT | O_TRUNC);
+	struct bdev_file *xf = open_file(index, O_RDWR | O_CREAT | O_TRUNC);
+
+	assert_int_equal(lsmt_create_rw(df, xf, VSIZE, NULL), 0);
+	bdev_file_close(df);
+	bdev_file_close(xf);
+	struct bdev *d = open_dev(open_rw(data, index));
+
+	for (int op = 0; op < 300; op++) {
+		uint64_t len = (1 + rnd(512)) * 512, off = rnd((VSIZE - len) / 512 + 1) * 512;
+
+		if (rnd(5)) {
+			memset(buf, op + 1, len);
+			assert_int_equal(bdev_pwrite(d, buf, len, off), 0);
+			memcpy(model + off, buf, len);
+		} else {
+			assert_int_equal(bdev_discard(d, off, len), 0);
+			memset(model + off, 0, len);
+		}
+	}
+	bdev_close(d);
+	struct lsmt_layer *l = open_rw(data, index);
+
+	commit_to(l, blob);
+	lsmt_close(l);
+	seal_layer(data, index);
+	struct lsmt_layer *sl = open_ro(data);
+
+	assert_int_equal(bdev_open(&sl, 1, NULL, &d), 0);
+	compare_dev(d, model, "sealed in place");
+	bdev_close(d);
+	sl = open_ro(data);
+	commit_to(sl, sblob);
+	lsmt_close(sl);
+	expect_same_file(blob, sblob);
+	free(model);
+	free(buf);
+	rm_tmpdir(t);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_property),
 		cmocka_unit_test(test_stacked),
+		cmocka_unit_test(test_seal_rw),
 	};
 
 	log_open("/dev/null");
