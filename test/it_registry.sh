@@ -321,6 +321,46 @@ grep -q downloaded "$T/status" || fail "status: expected downloaded layers, got:
 expect_eq "downloaded, registry stopped" "$L123" "$(sha256_of_target "$(obd_url dl)")"
 obd_stop
 
+log "daemon: registryTimeoutSec 3: an uncached read with the registry stopped is a MEDIUM ERROR"
+# A 12 MiB layer (written over iSCSI, committed plain): blobs under the cache's
+# read-ahead window (cache_file.c RA_MAX) are fetched whole at open.
+reg_start_registry || fail "registry restart failed"
+make_upper "$T/to-up" $((1 << 30))
+obd_start "\"credentialFilePath\": \"$CRED\", \"registryTimeoutSec\": 3"
+obd_add_spec mk "$(obd_spec mk "[]" "$T/to-up")" >/dev/null
+"$OBD_ISCSI" write --initiator "$INITIATOR" "$(obd_url mk)" 65536 24576 7 ||
+	fail "writing the 12 MiB layer failed"
+obd_remove_spec mk
+obd_stop
+"$BUILD/bin/overlaybd-commit" "$T/to-up/data" "$T/to-up/index" "$T/to.lsmt" >/dev/null ||
+	fail "overlaybd-commit of the 12 MiB layer failed"
+to_digest=$(reg_push "$REPO" "$T/to.lsmt") || fail "push of the 12 MiB layer failed"
+rm -rf "$T/cache"
+obd_start
+obd_add_spec to "$(obd_spec to "[{\"digest\": \"$to_digest\", \"size\": $(stat -c %s "$T/to.lsmt")}]" "" \
+	"\"repoBlobUrl\": \"$BLOBS\"")" >/dev/null
+reg_stop_registry
+# LBA 77824: 6 MiB into the written range, the middle of the blob.
+start=$(date +%s%N)
+if out=$("$OBD_ISCSI" read --initiator "$INITIATOR" --offset $((77824 * 512)) --length 65536 \
+	"$(obd_url to)" 2>&1); then
+	[ "$out" = "$(head -c 65536 /dev/zero | sha256sum | cut -d' ' -f1)" ] && out="$out (zeros)"
+	fail "uncached read, registry stopped: expected MEDIUM ERROR, got data $out"
+fi
+ms=$((($(date +%s%N) - start) / 1000000))
+case $out in
+*"(0x3)"*) ;;
+*) fail "uncached read, registry stopped: expected sense key 0x3 (MEDIUM ERROR), got: $out" ;;
+esac
+log "uncached read failed after $ms ms: $out"
+[ "$ms" -ge 2500 ] || fail "registryTimeoutSec 3: expected retries for ~3 s, gave up after $ms ms"
+[ "$ms" -le 10000 ] || fail "registryTimeoutSec 3: expected a failure within 10 s, took $ms ms"
+reg_start_registry || fail "registry restart failed"
+"$OBD_ISCSI" verify --initiator "$INITIATOR" "$(obd_url to)" 77824 128 7 ||
+	fail "the same read after the registry restart: expected pattern 7, see above"
+obd_remove_spec to
+obd_stop
+
 reg_stop
 REG_DIR=
 log "ok"
