@@ -1,7 +1,7 @@
 #!/bin/bash
 # it_sparse: a sparse writable layer (overlaybd-create -s, lsmt.md 4.4) as the daemon's
 # upper: writes through iSCSI survive a SIGTERM restart (the map is rebuilt from the data
-# file's extents), and the layer then commits, and seals in place (lsmt.md 4.3), into
+# file's extents; the restart uses libaio), and the layer then commits, and seals in place (lsmt.md 4.3), into
 # blobs that give the same device as the live one.
 . "$(dirname "$0")/lib.sh"
 S=$DATA/stack-a
@@ -24,7 +24,8 @@ full_before=$(sha256_of_target "$URL")
 obd_stop
 log "SIGTERM: exit 0"
 
-obd_start
+# The restart uses libaio (O_DIRECT where it can) on the same sparse file.
+obd_start '"ioEngine": 1'
 expect_eq "result after restart" success "$(obd_wait_result "$(obd_result_file disk)")"
 "$OBD_ISCSI" --quiet verify "$URL" 100000 2048 11 || fail "seed 11 lost across restart"
 "$OBD_ISCSI" --quiet verify "$URL" 200000 64 12 || fail "seed 12 lost across restart"
@@ -32,6 +33,10 @@ expect_eq "result after restart" success "$(obd_wait_result "$(obd_result_file d
 got=$("$OBD_ISCSI" read --offset $((0x100000)) --length $((0x20000)) "$URL")
 expect_eq "lower range after restart" "$lower_before" "$got"
 expect_eq "whole device after restart" "$full_before" "$(sha256_of_target "$URL")"
+# Partial host blocks, next to the lower's data at 0x100000 (LBA 2048).
+"$OBD_ISCSI" write "$URL" 2049 3 14 || fail "libaio write seed 14 failed"
+"$OBD_ISCSI" --quiet verify "$URL" 2049 3 14 || fail "seed 14 does not read back"
+full_before=$(sha256_of_target "$URL")
 obd_stop
 
 cat_of() {
