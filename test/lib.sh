@@ -73,7 +73,9 @@ _lib_cleanup() {
 	done
 	if [ "$rc" != 0 ] || [ "$_lib_failed" != 0 ]; then
 		echo "---- $TEST_NAME failed (rc $rc); last lines of $OBD_LOG:" >&2
-		tail -n 40 "$OBD_LOG" 2>/dev/null >&2
+		# Redirections apply left to right: >&2 first, so the lines reach stderr
+		# and only tail's own complaint about a missing log is dropped.
+		tail -n 40 "$OBD_LOG" >&2 2>/dev/null
 		if [ -n "${KEEP_TMP:-}" ]; then
 			echo "---- kept $T" >&2
 			exit "$rc"
