@@ -74,7 +74,8 @@ static bool drop_open(struct cache_store *s)
 	int busy;
 
 	for (b = s->blobs; b; b = b->next)
-		if (b->refs && !b->closing && b->bytes && (!victim || b->atime_ms < victim->atime_ms))
+		if (b->refs && !b->opening && !b->closing && b->bytes &&
+		    (!victim || b->atime_ms < victim->atime_ms))
 			victim = b;
 	if (!victim)
 		return false;
@@ -131,7 +132,7 @@ static void flush_open(struct cache_store *s)
 		struct cache_blob *b;
 
 		for (b = s->blobs; b; b = b->next)
-			if (b->refs && !b->closing && !b->evicting &&
+			if (b->refs && !b->opening && !b->closing && !b->evicting &&
 			    __atomic_load_n(&b->pending, __ATOMIC_RELAXED) && !b->flush_seen)
 				break;
 		if (!b)

@@ -217,12 +217,17 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	if (err)
 		return err;
 	pthread_mutex_lock(&s->lock);
-	for (b = s->blobs; b; b = b->next)
-		if (!strcmp(b->digest, digest))
+	for (;;) {
+		for (b = s->blobs; b; b = b->next)
+			if (!strcmp(b->digest, digest))
+				break;
+		/* Two devices open one layer at once, or one opens it while
+		 * another's last close tears it down: until that settles the
+		 * entry has no maps or fds to share.  Wait, then look again,
+		 * since a failed open or an eviction may have dropped it. */
+		if (!b || !(b->opening || b->closing))
 			break;
-	if (b && b->closing) {
-		pthread_mutex_unlock(&s->lock);
-		return -EBUSY;
+		pthread_cond_wait(&s->settled, &s->lock);
 	}
 	if (b && b->refs) {
 		/* One blob opened twice (two devices share a layer): the
@@ -250,6 +255,7 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	/* The entry is ours until refs says otherwise: eviction skips
 	 * entries with refs, so take the ref before the slow part. */
 	b->refs = 1;
+	b->opening = true;
 	b->size = size;
 	b->nunits = (size + s->unit - 1) / s->unit;
 	b->fd = b->map_fd = -1;
@@ -289,6 +295,8 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	pthread_mutex_lock(&s->lock);
 	b->bytes = count_bits(b->map, b->nunits) * s->unit;
 	s->usage += b->bytes;
+	b->opening = false;
+	pthread_cond_broadcast(&s->settled);
 	pthread_mutex_unlock(&s->lock);
 	*out = b;
 	return 0;
@@ -334,7 +342,9 @@ void cache_blob_close(struct cache_blob *b)
 	pthread_mutex_lock(&s->lock);
 	b->atime_ms = cache_now_ms();
 	b->closing = false;
+	b->opening = false;
 	b->refs = 0;
+	pthread_cond_broadcast(&s->settled);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -36,6 +36,7 @@ struct cache_blob {
 	uint64_t atime_ms;      /* last use, for LRU (CLOCK_MONOTONIC) */
 	uint64_t bytes;         /* cached bytes counted against the limit */
 	int refs;               /* opens; under the store lock */
+	bool opening;           /* first open setting up; under the store lock */
 	bool closing;           /* last close tearing down; under the store lock */
 	bool evicting;          /* eviction or a flush holds it; under the store lock */
 	bool flush_seen;        /* flush_open visited it this round; store lock */
@@ -66,6 +67,7 @@ struct cache_store {
 	pthread_mutex_t lock;   /* blobs list, usage, refs */
 	pthread_cond_t cv;      /* wakes the eviction thread */
 	pthread_cond_t evict_done; /* an open blob's punch finished */
+	pthread_cond_t settled; /* a blob's first open or last close finished */
 	pthread_t thread;
 	bool thread_started;
 	bool stop;

@@ -118,6 +118,7 @@ int cache_store_open(const struct cache_store_opts *o, struct cache_store **out)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->evict_done, NULL);
+	pthread_cond_init(&s->settled, NULL);
 	scan(s);
 	log_info("cache: %s holds %" PRIu64 " MiB (limit %" PRIu64 " MiB)", s->dir,
 		 s->usage >> 20, s->limit >> 20);
@@ -145,6 +146,7 @@ void cache_store_close(struct cache_store *s)
 	}
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->evict_done);
+	pthread_cond_destroy(&s->settled);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);

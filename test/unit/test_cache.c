@@ -305,6 +305,87 @@ static void test_shared_blob(void **state)
 	free(dir);
 }
 
+struct opener {
+	struct cache_store *s;
+	struct origin *o;
+	pthread_barrier_t *go;
+	unsigned id;
+	int rounds;
+	char err[160];
+};
+
+static void *open_thread(void *arg)
+{
+	struct opener *p = arg;
+	uint8_t buf[UNIT];
+
+	/* Every thread passes both barriers of every round, error or not. */
+	for (int r = 0; r < p->rounds; r++) {
+		uint64_t off = (uint64_t)((r * 7 + p->id * 13) % (p->o->size / UNIT)) * UNIT;
+		struct cache_blob *b = NULL;
+		ssize_t n;
+		int rc;
+
+		pthread_barrier_wait(p->go);
+		rc = cache_blob_open(p->s, DIGEST, p->o->size, &b);
+		if (rc) {
+			if (!p->err[0])
+				snprintf(p->err, sizeof(p->err), "round %d: open: expected 0, got %d",
+					 r, rc);
+			pthread_barrier_wait(p->go);
+			continue;
+		}
+		n = cache_blob_pread(b, buf, UNIT, off, origin_fetch, p->o);
+		if ((n != UNIT || memcmp(buf, p->o->data + off, UNIT)) && !p->err[0])
+			snprintf(p->err, sizeof(p->err),
+				 "round %d: read at %llu: expected %u right bytes, got %zd%s", r,
+				 (unsigned long long)off, UNIT, n, n == UNIT ? " (wrong)" : "");
+		/* Odd threads close at once, so their closes race the others'
+		 * opens of the next round. */
+		if (p->id & 1) {
+			cache_blob_close(b);
+			pthread_barrier_wait(p->go);
+		} else {
+			pthread_barrier_wait(p->go);
+			cache_blob_close(b);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_open(void **state)
+{
+	enum { THREADS = 4, ROUNDS = 300 };
+	char *dir = tmpdir();
+	struct opener op[THREADS];
+	pthread_barrier_t go;
+	pthread_t th[THREADS];
+	struct origin o;
+	struct cache_store *s;
+
+	/* Two devices with a layer in common start together (the daemon
+	 * opens specs in parallel): a second opener must not get the blob
+	 * before the first has loaded its map, nor while a last close tears
+	 * it down.  A larger blob makes the first open's work longer. */
+	origin_init(&o, 64u << 20, 9);
+	s = store_open(dir, 256 << 20);
+	pthread_barrier_init(&go, NULL, THREADS);
+	for (unsigned i = 0; i < THREADS; i++) {
+		op[i] = (struct opener){ .s = s, .o = &o, .go = &go, .id = i, .rounds = ROUNDS };
+		assert_int_equal(pthread_create(&th[i], NULL, open_thread, &op[i]), 0);
+	}
+	for (unsigned i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned i = 0; i < THREADS; i++)
+		if (op[i].err[0])
+			fail_msg("thread %u: %s", i, op[i].err);
+	pthread_barrier_destroy(&go);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
 struct reader {
 	struct cache_blob *b;
 	struct origin *o;
@@ -644,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_kill9_mid_fill),
 		cmocka_unit_test(test_foreign_map_discarded),
 		cmocka_unit_test(test_shared_blob),
+		cmocka_unit_test(test_concurrent_open),
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_readahead),
 		cmocka_unit_test(test_origin_error),
