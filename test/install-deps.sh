@@ -4,7 +4,7 @@
 set -e
 PKGS="gcc make pkg-config clang libev-dev libcurl4-openssl-dev libssl-dev libjansson-dev
 libaio-dev liblz4-dev libzstd-dev libsystemd-dev libcmocka-dev libiscsi-dev libiscsi-bin
-qemu-utils tgt iperf3 docker-registry apache2-utils e2fsprogs python3 xxd
+qemu-utils qemu-block-extra tgt iperf3 docker-registry apache2-utils e2fsprogs python3 xxd
 valgrind jq iproute2 openssl curl time"
 missing=""
 for p in $PKGS; do
