@@ -5,6 +5,8 @@
  * flight), fetches each run in one request, writes it, and marks it present
  * in memory; the on-disk bit follows only after fdatasync of the data, so a
  * kill -9 or power loss at any point leaves at worst units to fetch again.
+ * Each unit carries a CRC-32C (cache_int.h), checked on its first read per
+ * open, so a damaged cache file is fetched again rather than served.
  * Sequential readers get read-ahead by growing their fetch runs.
  */
 #include "cache_int.h"
@@ -78,10 +80,12 @@ static void warn_unwritable(struct cache_blob *b, int err)
 	cache_evict_kick(s);
 }
 
-/* Persist the bits of units whose data is written: data first, then map. */
+/* Persist the bits of units whose data is written: data first, then their
+ * CRCs, then the bits. */
 int cache_blob_flush(struct cache_blob *b)
 {
-	uint64_t lo, hi;
+	uint64_t lo, hi, u0, nu;
+	uint32_t *crcs = NULL;
 	uint8_t *snap;
 	int err = 0;
 
@@ -98,8 +102,11 @@ int cache_blob_flush(struct cache_blob *b)
 		pthread_mutex_unlock(&b->flush);
 		return 0;
 	}
+	u0 = lo * 8;
+	nu = (hi * 8 < b->nunits ? hi * 8 : b->nunits) - u0;
 	snap = malloc(hi - lo);
-	if (!snap) {
+	crcs = malloc(nu * sizeof(*crcs));
+	if (!snap || !crcs) {
 		err = -ENOMEM;
 		goto undo;
 	}
@@ -113,15 +120,23 @@ int cache_blob_flush(struct cache_blob *b)
 	for (uint64_t i = lo; i < hi; i++)
 		b->dmap[i] = b->map[i];
 	memcpy(snap, b->dmap + lo, hi - lo);
+	memcpy(crcs, b->crc + u0, nu * sizeof(*crcs));
 	pthread_mutex_unlock(&b->lock);
-	if (pwrite(b->map_fd, snap, hi - lo, CACHE_MAP_HDR + lo) != (ssize_t)(hi - lo)) {
+	/* No sync between the two: a bit that outlives its CRC (power loss)
+	 * fails the check and the unit is fetched again. */
+	if (pwrite(b->map_fd, crcs, nu * sizeof(*crcs),
+		   cache_map_crc_off(b->nunits) + u0 * sizeof(*crcs)) !=
+		    (ssize_t)(nu * sizeof(*crcs)) ||
+	    pwrite(b->map_fd, snap, hi - lo, CACHE_MAP_HDR + lo) != (ssize_t)(hi - lo)) {
 		err = errno ? -errno : -EIO;
 		goto undo;
 	}
+	free(crcs);
 	free(snap);
 	pthread_mutex_unlock(&b->flush);
 	return 0;
 undo:
+	free(crcs);
 	free(snap);
 	pthread_mutex_lock(&b->lock);
 	if (lo < b->dirty_lo)
@@ -143,6 +158,7 @@ int cache_blob_punch(struct cache_blob *b)
 	pthread_mutex_lock(&b->lock);
 	memset(b->map, 0, mlen);
 	memset(b->dmap, 0, mlen);
+	memset(b->verified, 0, mlen);
 	b->dirty_lo = UINT64_MAX;
 	b->dirty_hi = 0;
 	b->pending = 0;
@@ -159,7 +175,8 @@ int cache_blob_punch(struct cache_blob *b)
 static int load_map(struct cache_blob *b, const char *data, const char *map)
 {
 	struct cache_map_hdr h;
-	uint64_t mlen = (b->nunits + 7) / 8;
+	uint64_t mlen = (b->nunits + 7) / 8, clen = b->nunits * sizeof(*b->crc);
+	uint64_t crc_off = cache_map_crc_off(b->nunits);
 	bool fresh = true;
 	struct stat st;
 
@@ -168,7 +185,8 @@ static int load_map(struct cache_blob *b, const char *data, const char *map)
 		return -errno;
 	if (pread(b->map_fd, &h, sizeof(h), 0) == sizeof(h) &&
 	    !memcmp(h.magic, CACHE_MAP_MAGIC, 8) && h.unit == b->s->unit && h.size == b->size &&
-	    pread(b->map_fd, b->dmap, mlen, CACHE_MAP_HDR) == (ssize_t)mlen)
+	    pread(b->map_fd, b->dmap, mlen, CACHE_MAP_HDR) == (ssize_t)mlen &&
+	    pread(b->map_fd, b->crc, clen, crc_off) == (ssize_t)clen)
 		fresh = false;
 	b->fd = open(data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (b->fd < 0)
@@ -179,6 +197,7 @@ static int load_map(struct cache_blob *b, const char *data, const char *map)
 		/* Unknown state: start empty.  Drop the data before the map
 		 * claims anything about it. */
 		memset(b->dmap, 0, mlen);
+		memset(b->crc, 0, clen);
 		if (ftruncate(b->fd, 0) || ftruncate(b->fd, b->size))
 			return -errno;
 		memset(&h, 0, sizeof(h));
@@ -189,7 +208,7 @@ static int load_map(struct cache_blob *b, const char *data, const char *map)
 		 * stale data never counts without its bit. */
 		if (ftruncate(b->map_fd, 0) ||
 		    pwrite(b->map_fd, &h, sizeof(h), 0) != sizeof(h) ||
-		    ftruncate(b->map_fd, CACHE_MAP_HDR + mlen))
+		    ftruncate(b->map_fd, crc_off + clen))
 			return errno ? -errno : -EIO;
 	}
 	memcpy(b->map, b->dmap, mlen);
@@ -287,7 +306,11 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	b->map = calloc(1, mlen + 1);
 	b->dmap = calloc(1, mlen + 1);
 	b->filling = calloc(1, mlen + 1);
-	err = b->map && b->dmap && b->filling ? load_map(b, data, map) : -ENOMEM;
+	b->verified = calloc(1, mlen + 1);
+	b->crc = calloc(b->nunits + 1, sizeof(*b->crc));
+	b->bad_logged = 0;
+	err = b->map && b->dmap && b->filling && b->verified && b->crc ? load_map(b, data, map)
+								   : -ENOMEM;
 	if (err) {
 		cache_blob_close(b);
 		return err;
@@ -338,7 +361,10 @@ void cache_blob_close(struct cache_blob *b)
 	free(b->map);
 	free(b->dmap);
 	free(b->filling);
-	b->map = b->dmap = b->filling = NULL;
+	free(b->verified);
+	free(b->crc);
+	b->map = b->dmap = b->filling = b->verified = NULL;
+	b->crc = NULL;
 	pthread_mutex_lock(&s->lock);
 	b->atime_ms = cache_now_ms();
 	b->closing = false;
@@ -393,6 +419,7 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn
 		    void *ctx)
 {
 	uint64_t unit = b->s->unit, off = u * unit, len = n * unit, lo, hi;
+	uint32_t *crcs;
 	char *buf;
 	ssize_t got;
 	int err = 0;
@@ -401,19 +428,28 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn
 	if (off + len > b->size)
 		len = b->size - off;
 	buf = malloc(len);
-	if (!buf)
+	crcs = malloc(n * sizeof(*crcs));
+	if (!buf || !crcs) {
+		free(buf);
+		free(crcs);
 		return -ENOMEM;
+	}
 	got = fetch(ctx, buf, len, off);
 	if (got != (ssize_t)len)
 		err = got < 0 ? (int)got : -EIO;
 	else if ((err = write_file(b, buf, len, off)))
 		warn_unwritable(b, err);
+	for (uint64_t i = 0; !err && i < n; i++)
+		crcs[i] = crc32c(buf + i * unit, i + 1 < n ? unit : len - i * unit);
 	free(buf);
 	pthread_mutex_lock(&b->lock);
 	for (uint64_t i = u; i < u + n; i++) {
 		bit_clear(b->filling, i);
-		if (!err)
+		if (!err) {
+			b->crc[i] = crcs[i - u];
 			bit_set(b->map, i);
+			bit_set(b->verified, i);
+		}
 	}
 	if (!err) {
 		lo = u >> 3;
@@ -430,6 +466,7 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn
 	}
 	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->lock);
+	free(crcs);
 	if (!err) {
 		struct cache_store *s = b->s;
 		bool over;
@@ -519,6 +556,87 @@ static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
 	}
 }
 
+/* Mismatches logged per blob and open: a wholly damaged file is one story. */
+#define BAD_LOG_MAX 8u
+
+/* Unit I failed its CRC: forget it, in memory now and on disk with the
+ * next flush, so the next ensure() fetches it again. */
+static void drop_bad_unit(struct cache_blob *b, uint64_t i)
+{
+	struct cache_store *s = b->s;
+	unsigned logged;
+
+	bit_clear(b->map, i);
+	if ((i >> 3) < b->dirty_lo)
+		b->dirty_lo = i >> 3;
+	if ((i >> 3) + 1 > b->dirty_hi)
+		b->dirty_hi = (i >> 3) + 1;
+	if (!b->pending_since)
+		b->pending_since = cache_now_ms();
+	b->pending++;
+	logged = b->bad_logged++;
+	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_lock(&s->lock);
+	b->bytes -= s->unit;
+	s->usage -= s->unit;
+	pthread_mutex_unlock(&s->lock);
+	if (logged < BAD_LOG_MAX)
+		log_warn("cache: %s: bytes %" PRIu64 "+%u do not match their CRC; fetching them "
+			 "again%s", b->digest, i * s->unit, s->unit,
+			 logged + 1 == BAD_LOG_MAX ? " (further mismatches not logged)" : "");
+	pthread_mutex_lock(&b->lock);
+}
+
+/*
+ * Check the units of [u0, u1] that are present but not yet checked since
+ * the open against their CRCs.  0 when all match; 1 when some did not
+ * (dropped, to be fetched again); -errno when the cache file cannot be
+ * read.  Each unit is read whole once per open, then trusted.
+ */
+static int verify(struct cache_blob *b, uint64_t u0, uint64_t u1)
+{
+	uint64_t unit = b->s->unit;
+	char *buf = NULL;
+	int bad = 0;
+
+	for (uint64_t i = u0; i <= u1; i++) {
+		uint64_t off = i * unit, len = off + unit > b->size ? b->size - off : unit;
+		uint32_t sum;
+		bool check;
+		int err;
+
+		pthread_mutex_lock(&b->lock);
+		check = bit_get(b->map, i) && !bit_get(b->verified, i);
+		pthread_mutex_unlock(&b->lock);
+		if (!check)
+			continue;
+		if (!buf && !(buf = malloc(unit)))
+			return -ENOMEM;
+		err = read_file(b, buf, len, off);
+		if (err) {
+			free(buf);
+			return err;
+		}
+		sum = crc32c(buf, len);
+		pthread_mutex_lock(&b->lock);
+		/* A fill or another reader's check since our read settled it:
+		 * what we read may predate a refetch. */
+		if (bit_get(b->map, i) && !bit_get(b->verified, i)) {
+			if (sum == b->crc[i]) {
+				bit_set(b->verified, i);
+			} else {
+				drop_bad_unit(b, i);
+				bad = 1;
+			}
+		}
+		pthread_mutex_unlock(&b->lock);
+	}
+	free(buf);
+	if (bad)
+		cache_evict_kick(b->s);
+	return bad;
+}
+
 static bool all_present(struct cache_blob *b, uint64_t u0, uint64_t u1)
 {
 	bool ok = true;
@@ -541,7 +659,8 @@ ssize_t cache_blob_read_cached(struct cache_blob *b, void *buf, size_t len, uint
 		len = b->size - off;
 	if (pthread_rwlock_tryrdlock(&b->evict))
 		return 0;
-	if (all_present(b, off / unit, (off + len - 1) / unit) && !read_file(b, buf, len, off))
+	if (all_present(b, off / unit, (off + len - 1) / unit) &&
+	    !verify(b, off / unit, (off + len - 1) / unit) && !read_file(b, buf, len, off))
 		ret = len;
 	pthread_rwlock_unlock(&b->evict);
 	return ret;
@@ -590,10 +709,28 @@ ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t o
 	    !all_present(b, u0, u1)) {
 		err = -EAGAIN;
 	} else {
-		err = ensure(b, u0, u1, ra, fetch, ctx);
-		if (!err && (err = read_file(b, buf, len, off))) {
-			warn_unwritable(b, err);
-			err = -EAGAIN;
+		/* A unit dropped by verify() comes back from a fill, which
+		 * marks it checked: the second round serves or fails. */
+		for (int round = 0;; round++) {
+			int bad;
+
+			err = ensure(b, u0, u1, ra, fetch, ctx);
+			if (err)
+				break;
+			bad = verify(b, u0, u1);
+			if (!bad && (err = read_file(b, buf, len, off)))
+				bad = err;
+			if (bad < 0) {
+				warn_unwritable(b, bad);
+				err = -EAGAIN;
+				break;
+			}
+			if (!bad)
+				break;
+			if (round == 2) {
+				err = -EIO;
+				break;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&b->evict);

@@ -11,11 +11,17 @@
 #include <stdint.h>
 
 /*
- * <digest>.map: a 64-byte header then one bit per fill unit, set only once
- * the unit's data in <digest> is durable (fdatasync before the bit is
- * written).  The header pins unit and size: a mismatch discards the blob.
+ * <digest>.map: a 64-byte header, one bit per fill unit, then (from
+ * cache_map_crc_off) one CRC-32C per unit of the unit's bytes, in host
+ * order.  A bit is set only once the unit's data in <digest> is durable
+ * (fdatasync before the bit is written), and the unit's CRC is written
+ * before its bit.  The CRC catches what the bit cannot: data damaged
+ * after it was written (media, another program).  A unit is checked on
+ * its first read after each open; a mismatch drops the unit, which is
+ * then fetched again.  The header pins unit and size: a mismatch, or a
+ * map of another version (OBDCMAP1 had no CRCs), discards the blob.
  */
-#define CACHE_MAP_MAGIC "OBDCMAP1"
+#define CACHE_MAP_MAGIC "OBDCMAP2"
 #define CACHE_MAP_HDR 64u
 #define CACHE_SEQ_SLOTS 8u
 
@@ -25,6 +31,11 @@ struct cache_map_hdr {
 	uint32_t reserved;
 	uint64_t size;
 };
+
+static inline uint64_t cache_map_crc_off(uint64_t nunits)
+{
+	return CACHE_MAP_HDR + (((nunits + 7) / 8 + 7) & ~(uint64_t)7);
+}
 
 /* One cached blob, open or not: the store keeps every one for LRU. */
 struct cache_blob {
@@ -43,13 +54,16 @@ struct cache_blob {
 
 	/* Valid while refs > 0. */
 	int fd, map_fd;
-	pthread_mutex_t lock;   /* map, filling, dmap, dirty range */
+	pthread_mutex_t lock;   /* map, filling, verified, crc, dmap, dirty range */
 	pthread_cond_t cv;      /* a fill finished */
 	pthread_rwlock_t evict; /* readers share; eviction punches exclusively */
 	pthread_mutex_t flush;  /* one durability flush at a time */
 	uint8_t *map;           /* units present (in memory: written, maybe not durable) */
 	uint8_t *dmap;          /* units whose bit is on disk */
 	uint8_t *filling;       /* units being fetched by some reader */
+	uint8_t *verified;      /* units whose bytes matched their CRC since open */
+	uint32_t *crc;          /* per unit; on disk up to the dmap bits */
+	unsigned bad_logged;    /* CRC mismatches logged since open */
 	uint64_t dirty_lo, dirty_hi; /* map bytes differing from dmap */
 	uint64_t pending;       /* bytes written since the last flush */
 	uint64_t pending_since;

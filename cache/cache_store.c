@@ -23,7 +23,7 @@ static int64_t map_units(int dfd, const char *name, uint32_t unit)
 	struct cache_map_hdr h;
 	uint8_t buf[4096];
 	int64_t n = 0;
-	off_t off = CACHE_MAP_HDR;
+	uint64_t off = CACHE_MAP_HDR, end;
 	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
 	ssize_t r;
 
@@ -34,7 +34,10 @@ static int64_t map_units(int dfd, const char *name, uint32_t unit)
 		close(fd);
 		return -1;
 	}
-	while ((r = pread(fd, buf, sizeof(buf), off)) > 0) {
+	/* The bitmap only: the CRCs follow it. */
+	end = CACHE_MAP_HDR + ((h.size + unit - 1) / unit + 7) / 8;
+	while (off < end &&
+	       (r = pread(fd, buf, end - off < sizeof(buf) ? end - off : sizeof(buf), off)) > 0) {
 		for (ssize_t i = 0; i < r; i++)
 			n += __builtin_popcount(buf[i]);
 		off += r;

@@ -91,7 +91,31 @@ reg_stop_registry
 fetch_ok "cached, registry stopped" "$BLOBS" "$BIG_DIGEST" "$BIG_SHA" --cache-dir "$C" \
 	--size $((24 << 20)) --timeout 2
 fetch_fails "uncached, registry stopped" "Connection failed" "$BLOBS" "$BIG_DIGEST" --timeout 1
+# Damage a cached unit behind the map's back (its bit stays set): with the
+# registry down the read fails, never serving the bytes; with it up the unit
+# is fetched again and the blob reads back whole.
+flip_byte() { # FILE OFFSET
+	local b
+	b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | xxd -p)
+	printf "$(printf '\\x%02x' $((0x$b ^ 0x20)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+flip_byte "$C/$BIG_DIGEST" $((5 * 262144 + 77))
+if out=$("$FETCH" --sha256 --cache-dir "$C" --size $((24 << 20)) --timeout 2 "$BLOBS" \
+	"$BIG_DIGEST" 2>&1); then
+	fail "damaged cache unit, registry stopped: expected a failure, the read succeeded"
+fi
+case $out in
+*"do not match their CRC"*"Input/output error"*) ;;
+*) fail "damaged cache unit, registry stopped: expected a CRC warning then an I/O error, got: $(echo "$out" | tail -n 3)" ;;
+esac
 reg_start_registry || fail "registry restart failed"
+out=$("$FETCH" --sha256 --cache-dir "$C" "$BLOBS" "$BIG_DIGEST" 2>&1 >"$T/sum") ||
+	fail "damaged cache unit, registry up: expected a successful read, got: $(echo "$out" | tail -n 3)"
+expect_eq "damaged cache unit, registry up: sha256" "$BIG_SHA" "$(cat "$T/sum")"
+case $out in *"fetched 262144 bytes"*) ;; *) fail "damaged cache unit: expected the one unit (262144 bytes) fetched again, got: $out" ;; esac
+out=$("$FETCH" --sha256 --cache-dir "$C" "$BLOBS" "$BIG_DIGEST" 2>&1 >/dev/null)
+case $out in *"fetched 0 bytes"*) ;; *) fail "after the repair: expected no remote bytes, got: $out" ;; esac
 
 reg_fault_start || fail "fault proxy did not start"
 FBLOBS=$REG_FAULT_URL/v2/$REPO/blobs

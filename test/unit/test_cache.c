@@ -4,7 +4,8 @@
  * the middle of fills never gets wrong bytes after a restart, data without
  * its map bit is never trusted, concurrent misses fetch once, eviction
  * keeps to the limit without corrupting an open blob, an unwritable cache
- * still serves reads, and the background download checks its digest.
+ * still serves reads, the background download checks its digest, and a
+ * unit damaged on disk is fetched again, never served.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -272,6 +273,105 @@ static void test_foreign_map_discarded(void **state)
 	cache_store_close(s);
 	free(o.data);
 	free(other.data);
+	rmrf(dir);
+	free(dir);
+}
+
+static void corrupt(const char *dir, uint64_t off)
+{
+	char path[512];
+	uint8_t c;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, DIGEST);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x20;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+static void expect_calls(struct origin *o, int want, const char *what)
+{
+	if (o->calls != want)
+		fail_msg("%s: expected %d origin fetches, got %d", what, want, o->calls);
+}
+
+static void test_corrupt_unit_refetched(void **state)
+{
+	char *dir = tmpdir(), map[512];
+	uint64_t nunits = (BLOB - 1000 + UNIT - 1) / UNIT, last = (nunits - 1) * UNIT;
+	struct cache_store *s;
+	struct cache_blob *b;
+	struct origin o;
+	uint8_t buf[UNIT];
+	ssize_t n;
+	int fd;
+
+	origin_init(&o, BLOB - 1000, 11); /* last unit partial */
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	expect_read(b, &o, 0, o.size);
+	cache_blob_close(b);
+	cache_store_close(s);
+
+	/* A restart counts the bitmap only, not the CRCs after it. */
+	s = store_open(dir, 64 << 20);
+	if (cache_store_usage(s) != nunits * UNIT)
+		fail_msg("usage after restart: expected %llu, got %llu",
+			 (unsigned long long)(nunits * UNIT),
+			 (unsigned long long)cache_store_usage(s));
+	/* Damage behind the map's back: a bit says present, the bytes lie. */
+	corrupt(dir, 5 * UNIT + 100);
+	corrupt(dir, last + 7);
+	b = blob_open(s, DIGEST, &o);
+	o.calls = 0;
+	expect_read(b, &o, 5 * UNIT + 90, 20);
+	expect_calls(&o, 1, "damaged unit 5");
+	expect_read(b, &o, 6 * UNIT, UNIT);
+	expect_calls(&o, 1, "intact unit 6");
+	n = cache_blob_read_cached(b, buf, 100, last);
+	if (n != 0)
+		fail_msg("read_cached of the damaged last unit: expected 0, got %zd", n);
+	expect_read(b, &o, last, o.size - last);
+	expect_calls(&o, 2, "damaged partial last unit");
+	n = cache_blob_read_cached(b, buf, UNIT, 7 * UNIT);
+	if (n != UNIT || memcmp(buf, o.data + 7 * UNIT, UNIT))
+		fail_msg("read_cached of intact unit 7: expected %u right bytes, got %zd", UNIT, n);
+	cache_blob_close(b);
+
+	/* The refetched units were made durable with their new CRCs. */
+	b = blob_open(s, DIGEST, &o);
+	o.calls = 0;
+	expect_read(b, &o, 0, o.size);
+	expect_calls(&o, 0, "after repair and reopen");
+	cache_blob_close(b);
+
+	/* Damaged while the origin is down: an error, never the bytes. */
+	corrupt(dir, 9 * UNIT);
+	b = blob_open(s, DIGEST, &o);
+	o.fail = true;
+	n = cache_blob_pread(b, buf, UNIT, 9 * UNIT, origin_fetch, &o);
+	if (n >= 0)
+		fail_msg("damaged unit, origin down: expected an error, got %zd bytes", n);
+	o.fail = false;
+	expect_read(b, &o, 9 * UNIT, UNIT);
+	cache_blob_close(b);
+
+	/* A map from before the CRCs (OBDCMAP1) vouches for nothing. */
+	snprintf(map, sizeof(map), "%s/%s.map", dir, DIGEST);
+	fd = open(map, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "OBDCMAP1", 8, 0), 8);
+	close(fd);
+	b = blob_open(s, DIGEST, &o);
+	o.calls = 0;
+	expect_read(b, &o, 0, UNIT);
+	expect_calls(&o, 1, "version 1 map");
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
 	rmrf(dir);
 	free(dir);
 }
@@ -724,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_cold_warm_reopen),
 		cmocka_unit_test(test_kill9_mid_fill),
 		cmocka_unit_test(test_foreign_map_discarded),
+		cmocka_unit_test(test_corrupt_unit_refetched),
 		cmocka_unit_test(test_shared_blob),
 		cmocka_unit_test(test_concurrent_open),
 		cmocka_unit_test(test_single_flight),
