@@ -560,12 +560,9 @@ static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
 #define BAD_LOG_MAX 8u
 
 /* Unit I failed its CRC: forget it, in memory now and on disk with the
- * next flush, so the next ensure() fetches it again. */
+ * next flush, so the next ensure() fetches it again.  b->lock held. */
 static void drop_bad_unit(struct cache_blob *b, uint64_t i)
 {
-	struct cache_store *s = b->s;
-	unsigned logged;
-
 	bit_clear(b->map, i);
 	if ((i >> 3) < b->dirty_lo)
 		b->dirty_lo = i >> 3;
@@ -574,17 +571,6 @@ static void drop_bad_unit(struct cache_blob *b, uint64_t i)
 	if (!b->pending_since)
 		b->pending_since = cache_now_ms();
 	b->pending++;
-	logged = b->bad_logged++;
-	pthread_mutex_unlock(&b->lock);
-	pthread_mutex_lock(&s->lock);
-	b->bytes -= s->unit;
-	s->usage -= s->unit;
-	pthread_mutex_unlock(&s->lock);
-	if (logged < BAD_LOG_MAX)
-		log_warn("cache: %s: bytes %" PRIu64 "+%u do not match their CRC; fetching them "
-			 "again%s", b->digest, i * s->unit, s->unit,
-			 logged + 1 == BAD_LOG_MAX ? " (further mismatches not logged)" : "");
-	pthread_mutex_lock(&b->lock);
 }
 
 /*
@@ -595,14 +581,16 @@ static void drop_bad_unit(struct cache_blob *b, uint64_t i)
  */
 static int verify(struct cache_blob *b, uint64_t u0, uint64_t u1)
 {
-	uint64_t unit = b->s->unit;
+	struct cache_store *s = b->s;
+	uint64_t unit = s->unit;
 	char *buf = NULL;
 	int bad = 0;
 
 	for (uint64_t i = u0; i <= u1; i++) {
 		uint64_t off = i * unit, len = off + unit > b->size ? b->size - off : unit;
+		bool check, dropped;
+		unsigned logged = 0;
 		uint32_t sum;
-		bool check;
 		int err;
 
 		pthread_mutex_lock(&b->lock);
@@ -618,6 +606,7 @@ static int verify(struct cache_blob *b, uint64_t u0, uint64_t u1)
 			return err;
 		}
 		sum = crc32c(buf, len);
+		dropped = false;
 		pthread_mutex_lock(&b->lock);
 		/* A fill or another reader's check since our read settled it:
 		 * what we read may predate a refetch. */
@@ -626,14 +615,26 @@ static int verify(struct cache_blob *b, uint64_t u0, uint64_t u1)
 				bit_set(b->verified, i);
 			} else {
 				drop_bad_unit(b, i);
-				bad = 1;
+				dropped = true;
+				logged = b->bad_logged++;
 			}
 		}
 		pthread_mutex_unlock(&b->lock);
+		if (!dropped)
+			continue;
+		bad = 1;
+		pthread_mutex_lock(&s->lock);
+		b->bytes -= unit;
+		s->usage -= unit;
+		pthread_mutex_unlock(&s->lock);
+		if (logged < BAD_LOG_MAX)
+			log_warn("cache: %s: bytes %" PRIu64 "+%" PRIu64 " do not match their CRC; "
+				 "fetching them again%s", b->digest, off, unit,
+				 logged + 1 == BAD_LOG_MAX ? " (further mismatches not logged)" : "");
 	}
 	free(buf);
 	if (bad)
-		cache_evict_kick(b->s);
+		cache_evict_kick(s);
 	return bad;
 }
 
