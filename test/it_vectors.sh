@@ -2,7 +2,8 @@
 # it_vectors: every representation of reference stack A (plain LSMT, each ZFile variant, the
 # tar-wrapped layer, the merged layers, a writable top) and the ext4 vector, served as targets
 # by one daemon, read back over iSCSI with our libiscsi client and with `qemu-img convert`,
-# must give the sha256 in test/data/MANIFEST.md.  A read-only target refuses writes.
+# must give the sha256 in test/data/MANIFEST.md.  A read-only target refuses writes; a
+# damaged ZFile block reads as MEDIUM ERROR.
 # (Debian's libiscsi-bin 1.19 ships no iscsi-dd, hence qemu-img.)
 . "$(dirname "$0")/lib.sh"
 need qemu-img sha256sum
@@ -90,6 +91,30 @@ case "$out" in
 esac
 got=$(sha256_of_target "$(obd_url a_plain)")
 expect_eq "a_plain after the refused write" "${want[a_plain]}" "$got"
+
+# A damaged compressed block (zfile.md: per-block CRC on): the reads that touch
+# it fail with MEDIUM ERROR, never with its bytes; every other read is right.
+cp "$S/l1.lz4.zfile" "$T/bad.zfile"
+sz=$(stat -c %s "$T/bad.zfile")
+b=$(dd if="$T/bad.zfile" bs=1 skip=$((sz / 2)) count=1 2>/dev/null | xxd -p)
+printf "$(printf '\\x%02x' $((0x$b ^ 0x20)))" |
+	dd of="$T/bad.zfile" bs=1 seek=$((sz / 2)) conv=notrunc 2>/dev/null
+obd_add_spec badblock "$(obd_spec badblock "$(lowers_of "$T/bad.zfile")")" >/dev/null
+bad=0
+for off in $(seq 0 $((1 << 20)) $((31 << 20))) $(((1 << 30) - (1 << 20))); do
+	good=$("$OBD_ISCSI" read --offset "$off" --length $((1 << 20)) "$(obd_url a_l1)") ||
+		fail "a_l1: read at $off failed"
+	if out=$("$OBD_ISCSI" read --offset "$off" --length $((1 << 20)) "$(obd_url badblock)" 2>&1); then
+		expect_eq "damaged block: sha256 of the 1 MiB at $off" "$good" "$out"
+	else
+		case $out in
+		*"(0x3)"*) bad=$((bad + 1)) ;;
+		*) fail "damaged block: read at $off: expected data or sense key 0x3 (MEDIUM ERROR), got: $out" ;;
+		esac
+	fi
+done
+[ "$bad" -ge 1 ] || fail "damaged block: expected at least one MEDIUM ERROR, every read succeeded"
+log "a damaged ZFile block: $bad MiB read as MEDIUM ERROR, the rest right"
 
 obd_stop
 log "ok"
