@@ -94,12 +94,6 @@ fetch_fails "uncached, registry stopped" "Connection failed" "$BLOBS" "$BIG_DIGE
 # Damage a cached unit behind the map's back (its bit stays set): with the
 # registry down the read fails, never serving the bytes; with it up the unit
 # is fetched again and the blob reads back whole.
-flip_byte() { # FILE OFFSET
-	local b
-	b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | xxd -p)
-	printf "$(printf '\\x%02x' $((0x$b ^ 0x20)))" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
-}
 flip_byte "$C/$BIG_DIGEST" $((5 * 262144 + 77))
 if out=$("$FETCH" --sha256 --cache-dir "$C" --size $((24 << 20)) --timeout 2 "$BLOBS" \
 	"$BIG_DIGEST" 2>&1); then

@@ -95,10 +95,7 @@ expect_eq "a_plain after the refused write" "${want[a_plain]}" "$got"
 # A damaged compressed block (zfile.md: per-block CRC on): the reads that touch
 # it fail with MEDIUM ERROR, never with its bytes; every other read is right.
 cp "$S/l1.lz4.zfile" "$T/bad.zfile"
-sz=$(stat -c %s "$T/bad.zfile")
-b=$(dd if="$T/bad.zfile" bs=1 skip=$((sz / 2)) count=1 2>/dev/null | xxd -p)
-printf "$(printf '\\x%02x' $((0x$b ^ 0x20)))" |
-	dd of="$T/bad.zfile" bs=1 seek=$((sz / 2)) conv=notrunc 2>/dev/null
+flip_byte "$T/bad.zfile" $(($(stat -c %s "$T/bad.zfile") / 2))
 obd_add_spec badblock "$(obd_spec badblock "$(lowers_of "$T/bad.zfile")")" >/dev/null
 bad=0
 for off in $(seq 0 $((1 << 20)) $((31 << 20))) $(((1 << 30) - (1 << 20))); do

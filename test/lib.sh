@@ -302,6 +302,15 @@ make_upper() {
 	fi
 }
 
+# flip_byte FILE OFFSET: damage one byte in place (XOR 0x20), as media or another
+# program would, for the tests of checksums.
+flip_byte() {
+	local b
+	b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | xxd -p)
+	printf "$(printf '\\x%02x' $((0x$b ^ 0x20)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 # sha256_of_target URL: sha256 of the whole LUN, read with our libiscsi client.
 sha256_of_target() {
 	[ -x "$OBD_ISCSI" ] || fail "no $OBD_ISCSI (make all)"
