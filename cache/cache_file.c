@@ -711,7 +711,8 @@ ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t o
 		err = -EAGAIN;
 	} else {
 		/* A unit dropped by verify() comes back from a fill, which
-		 * marks it checked: the second round serves or fails. */
+		 * marks it checked, so the next round serves it; the bound
+		 * only guards against an eviction racing every refill. */
 		for (int round = 0;; round++) {
 			int bad;
 
