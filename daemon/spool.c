@@ -1,6 +1,6 @@
 /*
  * spool: watch the spool directory with inotify and turn file events into
- * device events, one per NAME.json, debounced.
+ * device events, one per NAME.json: renames at once, other writes debounced.
  *
  * Rename semantics: a spec is acted on when a writer closes it
  * (IN_CLOSE_WRITE) or renames it in (IN_MOVED_TO), and dropped when it is
@@ -99,6 +99,22 @@ static void debounce(struct spool *sp, const char *fname)
 	sp->pend = p;
 }
 
+/* A rename into the spool is atomic, and the way writers are asked to
+ * publish (above): the spec is whole, so there is nothing to wait for and
+ * a device comes up one debounce sooner.  Whatever was pending for the
+ * name is settled by it too. */
+static void settle_now(struct spool *sp, const char *fname)
+{
+	struct pending *p;
+
+	for (p = sp->pend; p; p = p->next)
+		if (!strcmp(p->fname, fname)) {
+			pending_free(sp, p);
+			break;
+		}
+	ddev_spec_event(sp->d, fname);
+}
+
 static bool is_symlink(struct spool *sp, const char *fname)
 {
 	char path[PATH_MAX];
@@ -139,7 +155,10 @@ static void spool_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if ((ev->mask & IN_CREATE) && !is_symlink(sp, ev->name))
 				continue;
 			log_debug("spool: %s event 0x%x", ev->name, ev->mask);
-			debounce(sp, ev->name);
+			if (ev->mask & IN_MOVED_TO)
+				settle_now(sp, ev->name);
+			else
+				debounce(sp, ev->name);
 		}
 	}
 }
