@@ -54,6 +54,10 @@ void cache_blob_close(struct cache_blob *b);
  * bytes read (short only at the end of the blob) or -errno from the origin. */
 ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off,
 			 cache_fetch_fn fetch, void *ctx);
+/* Make [OFF, OFF+LEN) present without copying it anywhere: whole runs of
+ * missing units, each one request to FETCH.  0 or -errno from the origin. */
+int cache_blob_prefetch(struct cache_blob *b, uint64_t off, uint64_t len, cache_fetch_fn fetch,
+			void *ctx);
 /* Copy [OFF, OFF+LEN) only if every byte is cached: LEN, or 0 when some
  * unit is missing (nothing fetched). */
 ssize_t cache_blob_read_cached(struct cache_blob *b, void *buf, size_t len, uint64_t off);

@@ -667,6 +667,24 @@ ssize_t cache_blob_read_cached(struct cache_blob *b, void *buf, size_t len, uint
 	return ret;
 }
 
+int cache_blob_prefetch(struct cache_blob *b, uint64_t off, uint64_t len, cache_fetch_fn fetch,
+			void *ctx)
+{
+	uint64_t unit = b->s->unit;
+	int err;
+
+	if (off >= b->size || !len)
+		return 0;
+	if (len > b->size - off)
+		len = b->size - off;
+	pthread_rwlock_rdlock(&b->evict);
+	err = ensure(b, off / unit, (off + len - 1) / unit, 0, fetch, ctx);
+	pthread_rwlock_unlock(&b->evict);
+	/* A cache that cannot store is not an origin failure: the reads
+	 * that follow go to the origin themselves. */
+	return err == -EAGAIN ? 0 : err;
+}
+
 ssize_t cache_blob_pread(struct cache_blob *b, void *buf, size_t len, uint64_t off,
 			 cache_fetch_fn fetch, void *ctx)
 {

@@ -286,22 +286,26 @@ static const struct bdev_file_ops reg_blob_ops = {
  * Content-Range names the whole size; also settles auth and redirects. */
 static int probe_size(struct reg_blob *b, uint64_t *size);
 
-/* Fill the blob's first cache unit (and check the size on the way). */
+/* A blob this small is fetched whole at open, one request instead of a
+ * head and a tail: with many small layers the registry's per-request cost,
+ * not the bytes, is what a container start waits for. */
+#define OPEN_WHOLE_MAX (2u << 20)
+/* What is fetched of a bigger blob's end at open: its trailer and, for
+ * all but the largest indexes, the index (or ZFile jump table) too. */
+#define OPEN_TAIL (1u << 20)
+
 static void *fill_tail(void *arg)
 {
 	struct reg_blob *b = arg;
-	unsigned char one;
 
-	cache_blob_pread(b->cb, &one, 1, b->f.size - 1, cache_fetch, b);
+	cache_blob_prefetch(b->cb, b->f.size - OPEN_TAIL, OPEN_TAIL, cache_fetch, b);
 	return NULL;
 }
 
 static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 {
-	unsigned char one;
 	pthread_t th;
 	bool tail;
-	ssize_t n;
 	int err;
 
 	err = cache_blob_open(b->c->cache, b->digest, size, &b->cb);
@@ -312,18 +316,17 @@ static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 		return probe_size(b, probed);
 	}
 	/* Layer formats keep their metadata at both ends (lsmt.md 4.1
-	 * trailer and index, zfile.md jump table): fetch the tail unit
-	 * alongside the head, one round trip instead of two before the
-	 * layer can open.  A failed tail is fetched again on demand. */
-	tail = size > b->c->refill_size &&
-	       !pthread_create(&th, NULL, fill_tail, b);
-	n = cache_blob_pread(b->cb, &one, 1, 0, cache_fetch, b);
+	 * trailer and index, zfile.md jump table): fetch the tail alongside
+	 * the head, one round trip instead of three before the layer can
+	 * open.  A failed tail is fetched again on demand. */
+	tail = size > OPEN_WHOLE_MAX && !pthread_create(&th, NULL, fill_tail, b);
+	err = cache_blob_prefetch(b->cb, 0, size > OPEN_WHOLE_MAX ? 1 : size, cache_fetch, b);
 	if (tail)
 		pthread_join(th, NULL);
-	if (n == 1)
+	if (!err)
 		return 0;
-	err = __atomic_load_n(&b->last_err, __ATOMIC_RELAXED);
-	return err ? err : n < 0 ? (int)n : -EIO;
+	/* The origin's own reason (404, auth) names the failure best. */
+	return __atomic_load_n(&b->last_err, __ATOMIC_RELAXED) ? b->last_err : err;
 }
 
 static int probe_size(struct reg_blob *b, uint64_t *size)

@@ -569,6 +569,42 @@ static void test_readahead(void **state)
 	free(dir);
 }
 
+static void test_prefetch(void **state)
+{
+	char *dir = tmpdir();
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+	int rc;
+
+	origin_init(&o, BLOB + 100, 8);
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	/* Units 1..3 and the short last one, each range one request. */
+	rc = cache_blob_prefetch(b, UNIT + 5, 3 * UNIT - 10, origin_fetch, &o);
+	assert_int_equal(rc, 0);
+	rc = cache_blob_prefetch(b, BLOB - 10, 4096, origin_fetch, &o);
+	assert_int_equal(rc, 0);
+	if (o.calls != 2 || o.bytes != 3 * UNIT + UNIT + 100)
+		fail_msg("two prefetches: expected 2 fetches of %u bytes, got %d of %llu",
+			 4 * UNIT + 100, o.calls, (unsigned long long)o.bytes);
+	o.calls = 0;
+	expect_read(b, &o, UNIT, 3 * UNIT);
+	expect_read(b, &o, BLOB - UNIT, UNIT + 100);
+	if (o.calls)
+		fail_msg("reads of prefetched units: expected 0 fetches, got %d", o.calls);
+	/* Nothing is prefetched past the range, and a failure is the origin's. */
+	o.fail = true;
+	assert_int_equal(cache_blob_prefetch(b, 0, 1, origin_fetch, &o), -EIO);
+	assert_int_equal(cache_blob_prefetch(b, UNIT, UNIT, origin_fetch, &o), 0);
+	assert_int_equal(cache_blob_prefetch(b, BLOB + 100, 1, origin_fetch, &o), 0);
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
 static void test_origin_error(void **state)
 {
 	char *dir = tmpdir();
@@ -829,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_open),
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_readahead),
+		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_origin_error),
 		cmocka_unit_test(test_evict_lru_closed),
 		cmocka_unit_test(test_evict_open_blob),
