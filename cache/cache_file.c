@@ -28,9 +28,10 @@
 #define FLUSH_MS 1000u
 /* One fetch covers at most this much (bounds memory per reader). */
 #define RUN_MAX (8u << 20)
-/* Read-ahead grows from 1 MiB to 8 MiB for a sequential reader. */
+/* Read-ahead grows from 1 MiB to 16 MiB for a sequential reader: two runs
+ * in flight ahead of it. */
 #define RA_MIN (1u << 20)
-#define RA_MAX (8u << 20)
+#define RA_MAX (16u << 20)
 #define BYPASS_MS 10000u
 
 uint64_t cache_now_ms(void)
@@ -301,6 +302,7 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 	memset(b->seq_ends, 0, sizeof(b->seq_ends));
 	b->seq_next = 0;
 	b->ra_units = 0;
+	b->ra_jobs = 0;
 	b->bypass_until = 0;
 	mlen = (b->nunits + 7) / 8;
 	b->map = calloc(1, mlen + 1);
@@ -335,6 +337,8 @@ void cache_blob_close(struct cache_blob *b)
 {
 	struct cache_store *s = b->s;
 
+	/* Read-ahead runs may carry this opener's fetch context. */
+	cache_ra_cancel(b);
 	pthread_mutex_lock(&s->lock);
 	if (b->refs > 1) {
 		b->refs--;
@@ -414,9 +418,7 @@ static int write_file(struct cache_blob *b, const void *buf, size_t len, uint64_
 	return 0;
 }
 
-/* Fetch units [u, u+n) (claimed by us) into the cache file. */
-static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn fetch,
-		    void *ctx)
+int cache_fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn fetch, void *ctx)
 {
 	uint64_t unit = b->s->unit, off = u * unit, len = n * unit, lo, hi;
 	uint32_t *crcs;
@@ -486,19 +488,20 @@ static int fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn
 }
 
 /*
- * Make units [u0, u1] present.  RA extra units past u1 are claimed when
- * missing and nobody fetches them, as part of the same run.  Returns 0 when
- * all of [u0, u1] are present, -EAGAIN when the cache could not store them,
- * or the origin's error.
+ * Make units [u0, u1] present.  With RA, missing units up to RA past u1
+ * nobody fetches yet are claimed too: extending this reader's demand run
+ * (the same request), or as whole runs queued for the read-ahead threads.
+ * Returns 0 when all of [u0, u1] are present, -EAGAIN when the cache could
+ * not store them, or the origin's error.
  */
 static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
 		  cache_fetch_fn fetch, void *ctx)
 {
-	uint64_t end = u1 + ra < b->nunits - 1 ? u1 + ra : b->nunits - 1;
+	uint64_t last = b->nunits - 1;
 	uint64_t max_run = RUN_MAX / b->s->unit ? RUN_MAX / b->s->unit : 1;
 
 	for (;;) {
-		uint64_t run_u = 0, run_n = 0;
+		uint64_t run_u = 0, run_n = 0, end = u1 + ra < last ? u1 + ra : last;
 		bool waiting = false;
 		int err;
 
@@ -513,19 +516,11 @@ static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
 					break;
 				continue;
 			}
-			/* Read-ahead extends a demand run, or, when the demand is
-			 * already served, fetches ahead in this reader while the
-			 * other I/O threads go on serving what is cached: the
-			 * stream never waits for a whole round trip. */
-			if (i > u1 && !run_n) {
-				/* Prefetch only once the stream is within half a
-				 * window of the first missing unit, and then a
-				 * whole run: never a trickle of small requests. */
-				if (waiting || i - u1 > ra / 2)
-					break;
-				end = i + max_run - 1 < b->nunits - 1 ? i + max_run - 1
-								      : b->nunits - 1;
-			}
+			/* Read-ahead starts at the first unit nobody fetches
+			 * within the window, and is a whole run: never a
+			 * trickle of small requests. */
+			if (i > u1 && !run_n)
+				end = i + max_run - 1 < last ? i + max_run - 1 : last;
 			if (run_n && (i != run_u + run_n || run_n >= max_run))
 				break;
 			if (!run_n)
@@ -544,7 +539,17 @@ static int ensure(struct cache_blob *b, uint64_t u0, uint64_t u1, uint64_t ra,
 			continue;
 		}
 		pthread_mutex_unlock(&b->lock);
-		err = fill_run(b, run_u, run_n, fetch, ctx);
+		/* Pure read-ahead goes to the pool: this command does not wait
+		 * for a fetch it does not need.  Then look again for what we
+		 * need. */
+		if (run_u > u1 && !cache_ra_queue(b, run_u, run_n, fetch, ctx)) {
+			/* One run per read: a stream keeps reading, so it
+			 * keeps the window full, while a reader that jumps
+			 * around does not scatter small runs over the blob. */
+			ra = 0;
+			continue;
+		}
+		err = cache_fill_run(b, run_u, run_n, fetch, ctx);
 		if (err) {
 			/* Read-ahead failing is not this read's failure. */
 			if (run_u > u1)

@@ -70,6 +70,7 @@ struct cache_blob {
 	uint64_t seq_ends[CACHE_SEQ_SLOTS]; /* where recent reads ended */
 	unsigned seq_next;
 	unsigned ra_units;
+	unsigned ra_jobs;       /* read-ahead runs queued or running; b->lock */
 	uint64_t bypass_until;  /* cache unwritable: straight to the origin */
 };
 
@@ -89,6 +90,13 @@ struct cache_store {
 	struct cache_blob *blobs;
 	uint64_t usage;
 	uint64_t warned_ms;
+
+	pthread_mutex_t ra_lock; /* the read-ahead queue */
+	pthread_cond_t ra_cv;
+	struct cache_ra_job *ra_head, *ra_tail;
+	pthread_t ra_threads[4];
+	unsigned ra_nthreads;
+	bool ra_stop;
 };
 
 static inline bool bit_get(const uint8_t *m, uint64_t i)
@@ -113,6 +121,16 @@ int cache_blob_flush(struct cache_blob *b);
 int cache_blob_paths(struct cache_store *s, const char *digest, char *data, char *map, size_t len);
 /* Drop an open blob's cached data: bits cleared durably, then holes. */
 int cache_blob_punch(struct cache_blob *b);
+/* Fetch units [U, U+N), claimed (filling) by the caller, into the cache
+ * file; the caller holds b->evict for reading.  0, or the origin's error. */
+int cache_fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn fetch, void *ctx);
+/* cache_ra.c */
+int cache_ra_start(struct cache_store *s);
+void cache_ra_stop(struct cache_store *s);
+/* Fill a claimed run in the background: 0, or -errno (the caller fills it). */
+int cache_ra_queue(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn fetch, void *ctx);
+/* Drop B's queued runs and wait for its running ones. */
+void cache_ra_cancel(struct cache_blob *b);
 /* cache_evict.c */
 int cache_evict_start(struct cache_store *s);
 void cache_evict_stop(struct cache_store *s);

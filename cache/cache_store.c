@@ -122,10 +122,14 @@ int cache_store_open(const struct cache_store_opts *o, struct cache_store **out)
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->evict_done, NULL);
 	pthread_cond_init(&s->settled, NULL);
+	pthread_mutex_init(&s->ra_lock, NULL);
+	pthread_cond_init(&s->ra_cv, NULL);
 	scan(s);
 	log_info("cache: %s holds %" PRIu64 " MiB (limit %" PRIu64 " MiB)", s->dir,
 		 s->usage >> 20, s->limit >> 20);
 	err = cache_evict_start(s);
+	if (!err)
+		err = cache_ra_start(s);
 	if (err) {
 		cache_store_close(s);
 		return err;
@@ -138,6 +142,7 @@ void cache_store_close(struct cache_store *s)
 {
 	if (!s)
 		return;
+	cache_ra_stop(s);
 	cache_evict_stop(s);
 	/* Leave the directory within its limit for the next start. */
 	cache_store_evict(s);
@@ -150,6 +155,8 @@ void cache_store_close(struct cache_store *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->evict_done);
 	pthread_cond_destroy(&s->settled);
+	pthread_cond_destroy(&s->ra_cv);
+	pthread_mutex_destroy(&s->ra_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);

@@ -171,18 +171,18 @@ static void fill_and_die(const char *dir, struct origin *o, unsigned seed)
 	struct cache_blob *b = blob_open(s, DIGEST, o);
 	uint8_t buf[UNIT];
 
-	/* Slow enough that some durability flushes (every second) happen
-	 * before the kill, so both flushed and unflushed units exist. */
-	o->delay_us = 15000;
-	srandom(seed);
-	for (int i = 0; i < 256; i++) {
-		uint64_t u = random() % 256;
+	/* Killed by the clock, not after so many reads (read-ahead makes
+	 * reads cheaper): past the first durability flush (every second),
+	 * so flushed units exist, and with fetches slow enough that units
+	 * not yet flushed, or not fetched at all, exist too. */
+	uint64_t kill_at = cache_now_ms() + 1300 + 300 * seed;
 
-		cache_blob_pread(b, buf, UNIT, u * UNIT, origin_fetch, o);
-		if (i == 120 + 60 * (int)seed)
-			kill(getpid(), SIGKILL);
-	}
+	o->delay_us = 30000;
+	srandom(seed);
+	while (cache_now_ms() < kill_at)
+		cache_blob_pread(b, buf, UNIT, (random() % 256) * UNIT, origin_fetch, o);
 	kill(getpid(), SIGKILL);
+	abort();
 }
 
 static void test_kill9_mid_fill(void **state)
