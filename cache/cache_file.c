@@ -96,7 +96,7 @@ int cache_blob_flush(struct cache_blob *b)
 	hi = b->dirty_hi;
 	b->dirty_lo = UINT64_MAX;
 	b->dirty_hi = 0;
-	b->pending = 0;
+	__atomic_store_n(&b->pending, 0, __ATOMIC_RELAXED);
 	b->pending_since = 0;
 	pthread_mutex_unlock(&b->lock);
 	if (lo >= hi) {
@@ -162,7 +162,7 @@ int cache_blob_punch(struct cache_blob *b)
 	memset(b->verified, 0, mlen);
 	b->dirty_lo = UINT64_MAX;
 	b->dirty_hi = 0;
-	b->pending = 0;
+	__atomic_store_n(&b->pending, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&b->lock);
 	/* The cleared bits must be on disk before the data goes. */
 	if (pwrite(b->map_fd, b->dmap, mlen, CACHE_MAP_HDR) != (ssize_t)mlen || fdatasync(b->map_fd))
@@ -462,7 +462,7 @@ int cache_fill_run(struct cache_blob *b, uint64_t u, uint64_t n, cache_fetch_fn 
 			b->dirty_hi = hi;
 		if (!b->pending_since)
 			b->pending_since = cache_now_ms();
-		b->pending += len;
+		__atomic_add_fetch(&b->pending, len, __ATOMIC_RELAXED);
 		flush = b->pending >= FLUSH_BYTES ||
 			cache_now_ms() - b->pending_since >= FLUSH_MS;
 	}
@@ -575,7 +575,7 @@ static void drop_bad_unit(struct cache_blob *b, uint64_t i)
 		b->dirty_hi = (i >> 3) + 1;
 	if (!b->pending_since)
 		b->pending_since = cache_now_ms();
-	b->pending++;
+	__atomic_add_fetch(&b->pending, 1, __ATOMIC_RELAXED);
 }
 
 /*

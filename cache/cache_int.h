@@ -65,7 +65,8 @@ struct cache_blob {
 	uint32_t *crc;          /* per unit; on disk up to the dmap bits */
 	unsigned bad_logged;    /* CRC mismatches logged since open */
 	uint64_t dirty_lo, dirty_hi; /* map bytes differing from dmap */
-	uint64_t pending;       /* bytes written since the last flush */
+	uint64_t pending;       /* bytes written since the last flush; b->lock,
+				 * atomic for flush_open()'s unlocked peek */
 	uint64_t pending_since;
 	uint64_t seq_ends[CACHE_SEQ_SLOTS]; /* where recent reads ended */
 	unsigned seq_next;
