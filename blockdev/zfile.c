@@ -206,6 +206,20 @@ static struct zf_scratch *scratch_get(struct zfile *z)
 	return s ? s : calloc(1, sizeof(*s));
 }
 
+/* scratch_get for the loop thread, which never waits for a lock: NULL if busy. */
+static struct zf_scratch *scratch_tryget(struct zfile *z)
+{
+	struct zf_scratch *s;
+
+	if (pthread_mutex_trylock(&z->scratch_mu))
+		return NULL;
+	s = z->scratch_free;
+	if (s)
+		z->scratch_free = s->next;
+	pthread_mutex_unlock(&z->scratch_mu);
+	return s ? s : calloc(1, sizeof(*s));
+}
+
 static void scratch_put(struct zfile *z, struct zf_scratch *s)
 {
 	pthread_mutex_lock(&z->scratch_mu);
@@ -461,10 +475,40 @@ static ssize_t zf_pread(struct bdev_file *f, void *buf, size_t len, uint64_t off
 }
 
 /*
- * The event loop's fast path (bdev_file_ops.pread_nowait): only blocks
- * already decompressed in the cache, or small LZ4 blocks already in the
- * readahead window (a few microseconds of decoding), never a raw read or a
- * wait for a lock; anything else is -EAGAIN and goes to a worker.
+ * Small LZ4 block I decoded on the loop thread from stored bytes the raw
+ * file has in the page cache (its own pread_nowait): a few microseconds,
+ * less than handing a random read to a worker and back.  -EAGAIN for
+ * anything that would block, and for a bad block, which the worker path
+ * retries and logs.
+ */
+static int direct_nowait(struct zfile *z, uint64_t i, uint8_t *buf, uint64_t off, size_t len)
+{
+	uint64_t at = blk_start(z, i);
+	uint32_t stored = blk_start(z, i + 1) - at;
+	struct zf_scratch *s;
+	int rc = -EAGAIN;
+
+	if (!z->raw->ops->pread_nowait || !(s = scratch_tryget(z)))
+		return -EAGAIN;
+	if (s->cap < stored) {
+		free(s->raw);
+		s->cap = 0;
+		if ((s->raw = malloc(z->bs > stored ? z->bs : stored)))
+			s->cap = z->bs > stored ? z->bs : stored;
+	}
+	if (s->cap >= stored && z->raw->ops->pread_nowait(z->raw, s->raw, stored, at) == stored &&
+	    serve_block(z, s, i, s->raw, stored, buf, off, len) == 0)
+		rc = 0;
+	scratch_put(z, s);
+	return rc;
+}
+
+/*
+ * The event loop's fast path (bdev_file_ops.pread_nowait): blocks already
+ * decompressed in the cache, and small LZ4 blocks from the readahead window
+ * or the page cache (a few microseconds of decoding); never a read that
+ * could block, nor a wait for a lock.  Anything else is -EAGAIN and goes
+ * to a worker.
  */
 static ssize_t zf_pread_nowait(struct bdev_file *f, void *buf, size_t len, uint64_t off)
 {
@@ -485,7 +529,11 @@ static ssize_t zf_pread_nowait(struct bdev_file *f, void *buf, size_t len, uint6
 
 		if (cache_get(z, i, (uint8_t *)buf + (from - off), from - bstart, to - from, true))
 			continue;
-		if (!decode || window_serve(z, i, buf, off, len, true) != 0)
+		if (!decode)
+			return -EAGAIN;
+		if (window_serve(z, i, buf, off, len, true) == 0)
+			continue;
+		if (direct_nowait(z, i, buf, off, len) != 0)
 			return -EAGAIN;
 	}
 	__atomic_store_n(&z->seq_next, (off + len) >> z->bs_shift, __ATOMIC_RELAXED);

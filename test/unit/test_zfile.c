@@ -53,6 +53,16 @@ static uint8_t *slurp(const char *path, size_t *len)
 	return b;
 }
 
+static uint32_t le32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
 static struct bdev_file *mem_file(const void *data, size_t len)
 {
 	struct bdev_file *f = NULL;
@@ -202,13 +212,49 @@ static void test_parallel_reads(void **state)
 	}
 }
 
-/* The loop thread's fast path serves only what needs no raw read. */
+/*
+ * The loop thread's fast path: cached blocks, the readahead window, and small
+ * LZ4 blocks whose stored bytes the raw file has in the page cache; never a
+ * read that could block, and never a bad block's bytes.
+ */
 static void test_nowait(void **state)
 {
-	size_t len;
-	uint8_t *plain = slurp(VEC "l1.lsmt", &len), buf[8192];
+	size_t len, zlen;
+	uint8_t *plain = slurp(VEC "l1.lsmt", &len), *zf = slurp(VEC "l1.lz4.zfile", &zlen);
+	uint8_t buf[8192];
 	struct bdev_file *v = unwrap_path(VEC "l1.lz4.zfile");
+	char tmp[] = "/tmp/test_zfile.XXXXXX";
+	uint32_t nb = le64(zf + 48), bad = nb / 2;
+	uint64_t ioff = le64(zf + 40), pos = 512;
+	int fd;
 
+	/* slurp() just read the file: its blocks decode on the spot. */
+	assert_non_null(v->ops->pread_nowait);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 8192, 4096), 8192);
+	assert_memory_equal(buf, plain + 4096, 8192);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 512, 16384 + 1024), 512);
+	assert_memory_equal(buf, plain + 16384 + 1024, 512);
+	bdev_file_close(v);
+
+	/* A damaged block is left to the worker path, which fails it. */
+	for (uint32_t i = 0; i < bad; i++)
+		pos += le32(zf + ioff + 4 * i);
+	zf[pos + le32(zf + ioff + 4 * bad) / 2] ^= 0x40;
+	fd = mkstemp(tmp);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, zf, zlen), (ssize_t)zlen);
+	close(fd);
+	v = unwrap_path(tmp);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 4096, (uint64_t)bad * 4096), -EAGAIN);
+	assert_int_equal(bdev_file_pread(v, buf, 4096, (uint64_t)bad * 4096), -EIO);
+	assert_int_equal(v->ops->pread_nowait(v, buf, 4096, (uint64_t)(bad + 1) * 4096), 4096);
+	assert_memory_equal(buf, plain + (size_t)(bad + 1) * 4096, 4096);
+	bdev_file_close(v);
+	unlink(tmp);
+	zf[pos + le32(zf + ioff + 4 * bad) / 2] ^= 0x40;
+
+	/* Over a raw file with no fast path, only the cache and the window serve. */
+	assert_int_equal(zfile_open(mem_file(zf, zlen), &v), 0);
 	assert_non_null(v->ops->pread_nowait);
 	assert_int_equal(v->ops->pread_nowait(v, buf, 4096, 0), -EAGAIN);
 	/* A partial read puts block 0 in the cache. */
@@ -223,6 +269,7 @@ static void test_nowait(void **state)
 	assert_memory_equal(buf, plain + 16384, 8192);
 	assert_int_equal(v->ops->pread_nowait(v, buf, 512, len), 0);
 	bdev_file_close(v);
+	free(zf);
 
 	/* zstd blocks are never decoded on the loop thread. */
 	v = unwrap_path(VEC "l1.zstd.zfile");
@@ -303,16 +350,6 @@ static void test_stacks(void **state)
 	d = open_stack_files(s6, 1);
 	expect_sha(d, 0, GiB, EXT4_DEV_SHA, "ext4.lz4.zfile device");
 	bdev_close(d);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
 static void put32(uint8_t *p, uint32_t v)
