@@ -24,7 +24,8 @@
 # Environment: BENCH_QUICK=1 (256 MiB, 2 s runs, once), BENCH_DIR=DIR (keep
 # the work directory and reuse its images on the next run), BENCH_ONLY="wl ..."
 # (only these workloads), BENCH_PERF=wl (perf record -g the daemon during that
-# workload's first run; the profile goes to build/bench/perf-wl.data).
+# workload's first run; the profile goes to build/bench/perf-wl.data),
+# BENCH_OBD_CONFIG='"key": value, ...' (more settings for our daemon, for A/B runs).
 set -u
 set -o pipefail
 
@@ -394,7 +395,8 @@ main() {
 	"controlSocket": "$W/control.sock",
 	"registryCacheDir": "",
 	"maxConnectionsPerSource": 4096,
-	"maxConnections": 8192
+	"maxConnections": 8192${BENCH_OBD_CONFIG:+,
+	$BENCH_OBD_CONFIG}
 }
 EOF
 	rm -f "$W"/spool/*.json "$W"/res/*
