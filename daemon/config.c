@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	{ "discoveryAuth", KT_CHAP, F(discovery_auth), 0, 0, 0 },
 	{ "acl", KT_STRARR, F(acl), F(nacl), 0, 0 },
 	{ "ioThreads", KT_U32, F(io_threads), 0, 1, 256 },
+	{ "busyPollMicros", KT_U32, F(busy_poll_us), 0, 0, 1000 },
 	{ "nopInterval", KT_U32, F(nop_interval), 0, 1, 3600 },
 	{ "nopTimeout", KT_U32, F(nop_timeout), 0, 1, 3600 },
 	{ "loginTimeout", KT_U32, F(login_timeout), 0, 1, 3600 },
@@ -108,6 +109,7 @@ int cfg_default(struct cfg **out)
 	c->iqn_prefix = xstrdup("iqn.2026-11.io.overlaybd");
 	c->control_socket = xstrdup("/run/overlaybd-iscsid/control.sock");
 	c->io_threads = 4;
+	c->busy_poll_us = 50;
 	c->nop_interval = 5;
 	c->nop_timeout = 15;
 	c->login_timeout = 15;

@@ -57,6 +57,7 @@ struct cfg {
 	char **acl; /* default ACL of specs without one; nacl 0 = anyone */
 	int nacl;
 	unsigned io_threads;
+	unsigned busy_poll_us; /* after a PDU, poll instead of sleeping this long */
 	unsigned nop_interval, nop_timeout, login_timeout;
 	unsigned max_connections_per_source, max_connections;
 	uint32_t max_recv_data_segment_length, max_burst_length, first_burst_length;

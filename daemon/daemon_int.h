@@ -142,6 +142,7 @@ struct daemon {
 	ev_timer stop_timer;
 	bool listening;
 	bool stopping;
+	bool loop_done;     /* loop_stop() was called: run_loop returns */
 	bool server_down;
 	int exit_code;
 };

@@ -52,6 +52,12 @@ static bool portal_is_loopback(const char *portal)
 	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+static void loop_stop(struct daemon *d)
+{
+	d->loop_done = true;
+	ev_break(d->loop, EVBREAK_ALL);
+}
+
 static int start_listening(struct daemon *d)
 {
 	int rc;
@@ -84,13 +90,13 @@ void daemon_progress(struct daemon *d)
 		if (start_listening(d) < 0) {
 			d->exit_code = 1;
 			d->stopping = true;
-			ev_break(d->loop, EVBREAK_ALL);
+			loop_stop(d);
 		}
 		return;
 	}
 	if (d->stopping && d->server_down && ddev_all_idle(d) &&
 	    image_runner_pending(d->runner) == 0)
-		ev_break(d->loop, EVBREAK_ALL);
+		loop_stop(d);
 }
 
 static void server_down(void *arg)
@@ -111,7 +117,7 @@ static void stop_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 		if (v->img && v->img->bdev && bdev_writable(v->img->bdev))
 			bdev_flush(v->img->bdev);
 	d->exit_code = 1;
-	ev_break(loop, EVBREAK_ALL);
+	loop_stop(d);
 }
 
 static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
@@ -157,6 +163,7 @@ static void apply_reload(struct daemon *d, struct cfg *n)
 		if (strcmp(o->portals[i], n->portals[i]))
 			log_warn("reload: portals change only on restart");
 	o->log_level = n->log_level;
+	o->busy_poll_us = n->busy_poll_us;
 	log_set_level(o->log_level);
 	/* Re-opened even when unchanged, so logrotate can send SIGHUP. */
 	if (n->log_path || o->log_path) {
@@ -381,6 +388,27 @@ static void daemon_teardown(struct daemon *d)
 	free(d->config_path);
 }
 
+/*
+ * Run the loop until loop_stop().  For busyPollMicros after a PDU arrives,
+ * the loop polls instead of sleeping: an initiator at a low queue depth
+ * sends its next command soon after each response, and a thread that went
+ * to sleep costs a wakeup of tens of microseconds (more on a virtual CPU)
+ * on every command.  Only while commands keep coming; an idle target
+ * sleeps as before.
+ */
+static void run_loop(struct daemon *d)
+{
+	while (!d->loop_done) {
+		double poll_for = d->cfg->busy_poll_us / 1e6; /* SIGHUP may change it */
+		bool busy;
+
+		ev_now_update(d->loop);
+		busy = ev_now(d->loop) - iscsi_server_last_rx(d->srv) < poll_for;
+		if (!ev_run(d->loop, busy ? EVRUN_NOWAIT : EVRUN_ONCE))
+			break;
+	}
+}
+
 int daemon_run(const char *config_path)
 {
 	struct daemon d = { 0 };
@@ -413,7 +441,7 @@ int daemon_run(const char *config_path)
 		ddev_rescan(&d);
 		daemon_progress(&d);
 		if (!d.stopping)
-			ev_run(d.loop, 0);
+			run_loop(&d);
 	}
 	if (d.exit_code == 0)
 		log_info("overlaybd-iscsid stopped");

@@ -59,6 +59,8 @@ int iscsi_server_set_discovery_chap(struct iscsi_server *s, const struct iscsi_c
  * on the loop when nothing is left. */
 void iscsi_server_shutdown(struct iscsi_server *s, void (*done)(void *arg), void *arg);
 void iscsi_server_destroy(struct iscsi_server *s);
+/* When some connection last received bytes (the loop's ev_now). */
+double iscsi_server_last_rx(const struct iscsi_server *s);
 
 /*
  * A target: NAME (the full IQN) serving DEV as LUN 0.  CHAP and ACL are

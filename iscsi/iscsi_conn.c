@@ -414,7 +414,7 @@ static void rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->ring_cap = RING_SIZE;
 	}
 	c->in_rx = true;
-	c->last_rx = ev_now(loop);
+	c->last_rx = c->srv->last_rx = ev_now(loop);
 	while (budget-- > 0 && c->state != CONN_CLOSED && c->state != CONN_LOGOUT &&
 	       !c->login_delayed) {
 		uint8_t *ptr = NULL;

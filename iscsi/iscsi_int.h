@@ -474,6 +474,7 @@ struct iscsi_server {
 	struct iscsi_auth disc_auth;
 	struct iscsi_auth_fail fails[ISCSI_AUTH_FAIL_SLOTS];
 	bool shutting_down;
+	ev_tstamp last_rx;            /* ev_now of the last received bytes */
 	void (*shutdown_done)(void *arg);
 	void *shutdown_arg;
 	ev_timer shutdown_check;      /* runs once the last connection is gone */

@@ -645,3 +645,8 @@ void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *
 	f->count++;
 	f->last = ev_now(s->loop);
 }
+
+double iscsi_server_last_rx(const struct iscsi_server *s)
+{
+	return s->last_rx;
+}

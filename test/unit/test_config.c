@@ -67,6 +67,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->nop_timeout, 15);
 	assert_int_equal(c->login_timeout, 15);
 	assert_int_equal(c->queue_depth, 128);
+	assert_int_equal(c->busy_poll_us, 50);
 	cfg_free(c);
 }
 
@@ -80,7 +81,8 @@ static void test_every_key(void **state)
 		"\"portals\":[\"0.0.0.0:3261\",\"[::1]:3262\"],\"spoolDir\":\"/s\","
 		"\"iqnPrefix\":\"iqn.2001-04.com.example\",\"controlSocket\":\"/r/c.sock\","
 		"\"discoveryAuth\":{\"username\":\"u\",\"password\":\"secretsecret\"},"
-		"\"acl\":[\"iqn.1994-05.com.redhat:a\"],\"ioThreads\":8,\"nopInterval\":2,"
+		"\"acl\":[\"iqn.1994-05.com.redhat:a\"],\"ioThreads\":8,\"busyPollMicros\":0,"
+		"\"nopInterval\":2,"
 		"\"nopTimeout\":3,\"loginTimeout\":4,\"maxConnectionsPerSource\":5,"
 		"\"maxConnections\":6,\"maxRecvDataSegmentLength\":8192,"
 		"\"maxBurstLength\":65536,\"firstBurstLength\":8192,\"queueDepth\":32}");
@@ -104,6 +106,7 @@ static void test_every_key(void **state)
 	assert_string_equal(c->discovery_auth.password, "secretsecret");
 	assert_int_equal(c->nacl, 1);
 	assert_int_equal(c->io_threads, 8);
+	assert_int_equal(c->busy_poll_us, 0);
 	assert_int_equal(c->nop_interval, 2);
 	assert_int_equal(c->nop_timeout, 3);
 	assert_int_equal(c->login_timeout, 4);
@@ -177,6 +180,7 @@ static void test_bad_values_name_the_key(void **state)
 	parse_bad("{\"discoveryAuth\":{\"username\":7}}", "discoveryAuth.username");
 	parse_bad("{\"acl\":[1]}", "acl[0]");
 	parse_bad("{\"ioThreads\":0}", "ioThreads");
+	parse_bad("{\"busyPollMicros\":1001}", "busyPollMicros");
 	parse_bad("{\"maxRecvDataSegmentLength\":100}", "maxRecvDataSegmentLength");
 	parse_bad("{\"maxBurstLength\":16777216}", "maxBurstLength");
 	parse_bad("{\"maxBurstLength\":8192,\"firstBurstLength\":65536}", "firstBurstLength");
