@@ -848,6 +848,36 @@ static void test_download(void **state)
 		fail_msg("resumed download: expected %zu bytes fetched, got %llu", o.size / 2,
 			 (unsigned long long)o.bytes);
 	cache_dl_remove(j);
+
+	/* An odd size, and a block size that is no multiple of the O_DIRECT
+	 * alignment: those writes go through the page cache, the rest
+	 * direct; the file is the blob either way. */
+	free(o.data);
+	origin_init(&o, (1u << 20) + 1000, 41);
+	digest_of(&o, digest);
+	src = (struct cache_dl_src){
+		.digest = digest, .size = o.size, .read = dl_read, .done = dl_done, .ctx = &ctx
+	};
+	for (int k = 0; k < 2; k++) {
+		char got[80];
+
+		rmrf(dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		opts.block_size = k ? 3000 : 65536;
+		assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
+		rc = cache_dl_wait(j, 20000);
+		if (rc)
+			fail_msg("download, block size %u: expected 0, got %d", opts.block_size, rc);
+		snprintf(path, sizeof(path), "%s/overlaybd.commit", dir);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0 && fstat(fd, &st) == 0);
+		assert_int_equal(cache_sha256_fd(fd, o.size, got, sizeof(got)), 0);
+		if ((uint64_t)st.st_size != o.size || strcmp(got, digest))
+			fail_msg("download, block size %u: expected %zu bytes with %s, got %llu with %s",
+				 opts.block_size, o.size, digest, (unsigned long long)st.st_size, got);
+		close(fd);
+		cache_dl_remove(j);
+	}
 	cache_dl_destroy(d);
 	free(o.data);
 	rmrf(dir);
