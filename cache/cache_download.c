@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libaio.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -53,6 +54,9 @@ struct cache_dl {
 	bool stop;
 	struct cache_dl_job *jobs;
 	struct cache_dl_job *running;
+	/* For the running download's writes; made once, as io_destroy
+	 * waits for an RCU grace period (tens of milliseconds). */
+	io_context_t aio;
 };
 
 static uint64_t now_ms(void)
@@ -157,6 +161,8 @@ struct dl_pipe {
 	uint64_t off[2], len[2];
 	bool full[2], write[2];
 	int next_fill, fd, dfd, err;
+	io_context_t aio;  /* the O_DIRECT write runs while the group is hashed */
+	struct iocb iocb;
 	bool stop;
 	EVP_MD_CTX *md;
 };
@@ -205,6 +211,32 @@ static int pipe_write(struct dl_pipe *p, const char *buf, uint64_t len, uint64_t
 	return 0;
 }
 
+/* Start the aligned part of a group's write: the bytes submitted, 0 if
+ * none (pipe_write then writes it all). */
+static uint64_t write_submit(struct dl_pipe *p, const char *buf, uint64_t len, uint64_t off)
+{
+	uint64_t direct = off % DIRECT_ALIGN == 0 ? len / DIRECT_ALIGN * DIRECT_ALIGN : 0;
+	struct iocb *cb = &p->iocb;
+
+	if (!p->aio || p->dfd < 0 || !direct)
+		return 0;
+	io_prep_pwrite(cb, p->dfd, (void *)buf, direct, off);
+	return io_submit(p->aio, 1, &cb) == 1 ? direct : 0;
+}
+
+/* Wait for write_submit's write: bytes written, or -errno. */
+static int64_t write_reap(struct dl_pipe *p)
+{
+	struct io_event ev;
+	int n;
+
+	while ((n = io_getevents(p->aio, 1, 1, &ev, NULL)) == -EINTR)
+		;
+	if (n != 1)
+		return n < 0 ? n : -EIO;
+	return (int64_t)ev.res;
+}
+
 static void *pipe_thread(void *arg)
 {
 	struct dl_pipe *p = arg;
@@ -218,9 +250,23 @@ static void *pipe_thread(void *arg)
 			return NULL;
 		}
 		pthread_mutex_unlock(&p->lock);
+		bool write = p->write[i] && !p->err;
+		uint64_t sub = write ? write_submit(p, p->buf[i], p->len[i], p->off[i]) : 0;
+		int64_t done = 0;
+
 		EVP_DigestUpdate(p->md, p->buf[i], p->len[i]);
-		if (p->write[i] && !p->err) {
-			int err = pipe_write(p, p->buf[i], p->len[i], p->off[i]);
+		if (sub)
+			done = write_reap(p);
+		if (write) {
+			/* The rest, a short write's remainder, or a refused one
+			 * (-EINVAL makes pipe_write give up on O_DIRECT). */
+			int err = done < 0 && done != -EINVAL ? (int)done : 0;
+
+			if (done < 0)
+				done = 0;
+			if (!err)
+				err = pipe_write(p, p->buf[i] + done, p->len[i] - done,
+						 p->off[i] + done);
 
 			if (err) {
 				pthread_mutex_lock(&p->lock);
@@ -235,11 +281,13 @@ static void *pipe_thread(void *arg)
 	}
 }
 
-static int pipe_start(struct dl_pipe *p, int fd, const char *path, uint64_t group)
+static int pipe_start(struct dl_pipe *p, int fd, const char *path, uint64_t group,
+		      io_context_t aio)
 {
 	memset(p, 0, sizeof(*p));
 	p->fd = fd;
 	p->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	p->aio = aio;
 	p->md = EVP_MD_CTX_new();
 	if (posix_memalign((void **)&p->buf[0], DIRECT_ALIGN, group))
 		p->buf[0] = NULL;
@@ -372,7 +420,7 @@ static int download_once(struct cache_dl_job *j, const char *tmp, const char *fi
 		group = rate / 10 > bs ? rate / 10 / bs * bs : bs;
 	if (group < bs)
 		group = bs;
-	err = pipe_start(&p, fd, tmp, group);
+	err = pipe_start(&p, fd, tmp, group, j->d->aio);
 	if (err)
 		goto out;
 	t0 = now_ms();
@@ -567,8 +615,12 @@ int cache_dl_create(struct cache_dl **out)
 	pthread_condattr_init(&ca);
 	pthread_cond_init(&d->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	if (io_setup(1, &d->aio))
+		d->aio = 0; /* writes then wait, without overlapping the hash */
 	err = pthread_create(&d->thread, NULL, dl_thread, d);
 	if (err) {
+		if (d->aio)
+			io_destroy(d->aio);
 		pthread_cond_destroy(&d->cv);
 		pthread_mutex_destroy(&d->lock);
 		free(d);
@@ -593,6 +645,8 @@ void cache_dl_destroy(struct cache_dl *d)
 		d->jobs = j->next;
 		job_free(j);
 	}
+	if (d->aio)
+		io_destroy(d->aio);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
