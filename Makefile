@@ -97,6 +97,7 @@ fuzz:
 
 bench: all
 	@bench/run.sh
+	@BUILD=$(BUILD) bench/registry.sh
 
 soak: all
 	@BUILD=$(BUILD) test/soak.sh
