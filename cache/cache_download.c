@@ -167,6 +167,27 @@ struct dl_pipe {
 	EVP_MD_CTX *md;
 };
 
+/* The leading bytes of a write at OFF that O_DIRECT can take. */
+static uint64_t direct_part(uint64_t len, uint64_t off)
+{
+	return off % DIRECT_ALIGN == 0 ? len / DIRECT_ALIGN * DIRECT_ALIGN : 0;
+}
+
+static int pwrite_all(int fd, const char *buf, uint64_t len, uint64_t off, uint64_t *done)
+{
+	*done = 0;
+	while (*done < len) {
+		ssize_t n = pwrite(fd, buf + *done, len - *done, off + *done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		*done += n;
+	}
+	return 0;
+}
+
 /*
  * Write a group.  Through the O_DIRECT descriptor when there is one: a
  * blob is written once and read back by nobody soon, so it has no business
@@ -177,45 +198,25 @@ struct dl_pipe {
  */
 static int pipe_write(struct dl_pipe *p, const char *buf, uint64_t len, uint64_t off)
 {
-	uint64_t direct = p->dfd >= 0 && off % DIRECT_ALIGN == 0 ? len / DIRECT_ALIGN * DIRECT_ALIGN
-								 : 0;
+	uint64_t direct = p->dfd >= 0 ? direct_part(len, off) : 0, done = 0;
+	int err = direct ? pwrite_all(p->dfd, buf, direct, off, &done) : 0;
 
-	while (direct) {
-		ssize_t n = pwrite(p->dfd, buf, direct, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EINVAL) {
-			close(p->dfd);
-			p->dfd = -1;
-			break;
-		}
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		off += n;
-		len -= n;
-		direct -= n;
+	if (err == -EINVAL) {
+		/* O_DIRECT refused after all: the page cache from here on. */
+		close(p->dfd);
+		p->dfd = -1;
+		err = 0;
 	}
-	while (len) {
-		ssize_t n = pwrite(p->fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	if (err)
+		return err;
+	return pwrite_all(p->fd, buf + done, len - done, off + done, &done);
 }
 
 /* Start the aligned part of a group's write: the bytes submitted, 0 if
  * none (pipe_write then writes it all). */
 static uint64_t write_submit(struct dl_pipe *p, const char *buf, uint64_t len, uint64_t off)
 {
-	uint64_t direct = off % DIRECT_ALIGN == 0 ? len / DIRECT_ALIGN * DIRECT_ALIGN : 0;
+	uint64_t direct = direct_part(len, off);
 	struct iocb *cb = &p->iocb;
 
 	if (!p->aio || p->dfd < 0 || !direct)
