@@ -24,6 +24,9 @@
 #define CACHE_MAP_MAGIC "OBDCMAP2"
 #define CACHE_MAP_HDR 64u
 #define CACHE_SEQ_SLOTS 8u
+/* Read-ahead threads (cache_ra.c).  Two runs in flight keep a stream
+ * ahead of a reader: one fetching while the other is written out. */
+#define CACHE_RA_THREADS 2
 
 struct cache_map_hdr {
 	char magic[8];
@@ -95,7 +98,7 @@ struct cache_store {
 	pthread_mutex_t ra_lock; /* the read-ahead queue */
 	pthread_cond_t ra_cv;
 	struct cache_ra_job *ra_head, *ra_tail;
-	pthread_t ra_threads[4];
+	pthread_t ra_threads[CACHE_RA_THREADS];
 	unsigned ra_nthreads;
 	bool ra_stop;
 };

@@ -19,10 +19,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-/* Two runs in flight keep a stream ahead of a reader on this kind of
- * machine: one fetching while the other is written out. */
-#define RA_THREADS 2
-
 struct cache_ra_job {
 	struct cache_blob *b;
 	uint64_t u, n;
@@ -88,7 +84,7 @@ static void *ra_thread(void *arg)
 
 int cache_ra_start(struct cache_store *s)
 {
-	for (s->ra_nthreads = 0; s->ra_nthreads < RA_THREADS; s->ra_nthreads++) {
+	for (s->ra_nthreads = 0; s->ra_nthreads < CACHE_RA_THREADS; s->ra_nthreads++) {
 		int err = pthread_create(&s->ra_threads[s->ra_nthreads], NULL, ra_thread, s);
 
 		if (err) {
