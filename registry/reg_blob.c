@@ -306,7 +306,7 @@ static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 {
 	pthread_t th;
 	bool tail;
-	int err;
+	int err, last;
 
 	err = cache_blob_open(b->c->cache, b->digest, size, &b->cb);
 	if (err) {
@@ -326,7 +326,8 @@ static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 	if (!err)
 		return 0;
 	/* The origin's own reason (404, auth) names the failure best. */
-	return __atomic_load_n(&b->last_err, __ATOMIC_RELAXED) ? b->last_err : err;
+	last = __atomic_load_n(&b->last_err, __ATOMIC_RELAXED);
+	return last ? last : err;
 }
 
 static int probe_size(struct reg_blob *b, uint64_t *size)
