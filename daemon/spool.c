@@ -74,17 +74,26 @@ static void pending_fire(struct ev_loop *loop, ev_timer *w, int revents)
 	free(fname);
 }
 
-static void debounce(struct spool *sp, const char *fname)
+static struct pending *pending_find(struct spool *sp, const char *fname)
 {
 	struct pending *p;
 
 	for (p = sp->pend; p; p = p->next)
-		if (!strcmp(p->fname, fname)) {
-			ev_timer_stop(sp->d->loop, &p->timer);
-			ev_timer_set(&p->timer, DEBOUNCE_SEC, 0);
-			ev_timer_start(sp->d->loop, &p->timer);
-			return;
-		}
+		if (!strcmp(p->fname, fname))
+			break;
+	return p;
+}
+
+static void debounce(struct spool *sp, const char *fname)
+{
+	struct pending *p = pending_find(sp, fname);
+
+	if (p) {
+		ev_timer_stop(sp->d->loop, &p->timer);
+		ev_timer_set(&p->timer, DEBOUNCE_SEC, 0);
+		ev_timer_start(sp->d->loop, &p->timer);
+		return;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p || !(p->fname = strdup(fname))) {
 		free(p);
@@ -105,13 +114,10 @@ static void debounce(struct spool *sp, const char *fname)
  * name is settled by it too. */
 static void settle_now(struct spool *sp, const char *fname)
 {
-	struct pending *p;
+	struct pending *p = pending_find(sp, fname);
 
-	for (p = sp->pend; p; p = p->next)
-		if (!strcmp(p->fname, fname)) {
-			pending_free(sp, p);
-			break;
-		}
+	if (p)
+		pending_free(sp, p);
 	ddev_spec_event(sp->d, fname);
 }
 
