@@ -194,30 +194,27 @@ static inline uint32_t blk_len(const struct zfile *z, uint64_t i)
 	return end - (i << z->bs_shift);
 }
 
-static struct zf_scratch *scratch_get(struct zfile *z)
+/* Pop a free scratch, or make one; called with scratch_mu held, releases it. */
+static struct zf_scratch *scratch_pop(struct zfile *z)
 {
-	struct zf_scratch *s;
+	struct zf_scratch *s = z->scratch_free;
 
-	pthread_mutex_lock(&z->scratch_mu);
-	s = z->scratch_free;
 	if (s)
 		z->scratch_free = s->next;
 	pthread_mutex_unlock(&z->scratch_mu);
 	return s ? s : calloc(1, sizeof(*s));
 }
 
+static struct zf_scratch *scratch_get(struct zfile *z)
+{
+	pthread_mutex_lock(&z->scratch_mu);
+	return scratch_pop(z);
+}
+
 /* scratch_get for the loop thread, which never waits for a lock: NULL if busy. */
 static struct zf_scratch *scratch_tryget(struct zfile *z)
 {
-	struct zf_scratch *s;
-
-	if (pthread_mutex_trylock(&z->scratch_mu))
-		return NULL;
-	s = z->scratch_free;
-	if (s)
-		z->scratch_free = s->next;
-	pthread_mutex_unlock(&z->scratch_mu);
-	return s ? s : calloc(1, sizeof(*s));
+	return pthread_mutex_trylock(&z->scratch_mu) ? NULL : scratch_pop(z);
 }
 
 static void scratch_put(struct zfile *z, struct zf_scratch *s)
@@ -491,10 +488,11 @@ static int direct_nowait(struct zfile *z, uint64_t i, uint8_t *buf, uint64_t off
 	if (!z->raw->ops->pread_nowait || !(s = scratch_tryget(z)))
 		return -EAGAIN;
 	if (s->cap < stored) {
+		size_t want = z->bs > stored ? z->bs : stored;
+
 		free(s->raw);
-		s->cap = 0;
-		if ((s->raw = malloc(z->bs > stored ? z->bs : stored)))
-			s->cap = z->bs > stored ? z->bs : stored;
+		s->raw = malloc(want);
+		s->cap = s->raw ? want : 0;
 	}
 	if (s->cap >= stored && z->raw->ops->pread_nowait(z->raw, s->raw, stored, at) == stored &&
 	    serve_block(z, s, i, s->raw, stored, buf, off, len) == 0)
