@@ -70,6 +70,12 @@ enum bdev_io_engine {
 	BDEV_IO_POSIX_AIO = 2,
 };
 
+/*
+ * A tool's temporary output: create PATH as a new empty file, mode 0644,
+ * never over an existing file nor through a symlink (-EEXIST), so a name
+ * planted in the output's directory is refused instead of written through.
+ */
+int bdev_file_reserve(const char *path);
 /* Open a local file with the given engine.  FLAGS is O_RDONLY or O_RDWR
  * (O_CREAT allowed, mode 0644). */
 int bdev_file_open_local(const char *path, int flags, enum bdev_io_engine engine,
@@ -135,8 +141,15 @@ struct lsmt_info {
 
 /* Open a sealed blob from an already-unwrapped file; takes ownership of F. */
 int lsmt_open_ro(struct bdev_file *f, struct lsmt_layer **out);
-/* Open a writable layer; replays the index log (torn tail ignored, warned). */
+/*
+ * Open a writable layer; replays the index log (torn tail ignored, warned).
+ * When DATA or INDEX is open for writing, both are locked for this writer
+ * alone: -EBUSY while another open holds them (lsmt_rw.c).
+ */
 int lsmt_open_rw(struct bdev_file *data, struct bdev_file *index, struct lsmt_layer **out);
+/* A reader that needs a stable snapshot of writable layer L (commit, merge):
+ * -EBUSY while a writer holds it, and no writer gets it until L closes. */
+int lsmt_lock_snapshot(struct lsmt_layer *l);
 /* overlaybd-create: new writable layer files. VSIZE in bytes. */
 int lsmt_create_rw(struct bdev_file *data, struct bdev_file *index, uint64_t vsize,
 		   const char *parent_uuid);

@@ -7,11 +7,17 @@
 
 #include "bdev.h"
 
+#include <assert.h>
 #include <pthread.h>
 
 #define LSMT_HT_SIZE 4096u
 #define LSMT_MAX_LEN 16383u                /* lsmt.md 3: 2^14 - 1 sectors */
 #define LSMT_INVALID_OFF ((1ull << 50) - 1) /* lsmt.md 3: padding entry */
+/* lsmt.md 3: an entry's offset is 50 bits of sectors and the all-ones value
+ * marks padding, so a layer addresses sectors [0, LSMT_MAX_SECTORS) only;
+ * a segment KEY (lba << 14) past that would wrap. */
+#define LSMT_MAX_SECTORS LSMT_INVALID_OFF
+#define LSMT_MAX_VSIZE (LSMT_MAX_SECTORS * BDEV_SECTOR)
 #define LSMT_MAX_RO_ENTRIES 1000000ull      /* lsmt.md 3: size limits */
 #define LSMT_MAX_RW_ENTRIES 128000000ull
 #define LSMT_WRITE_PIECE (4u << 20)         /* lsmt.md 4.2: writes split at 4 MiB */
@@ -46,6 +52,9 @@ static inline unsigned seg_tag(const struct seg *s) { return s->val >> 56; }
 static inline struct seg seg_make(uint64_t lba, uint32_t len, uint64_t moff, bool zeroed,
 				  unsigned tag)
 {
+	/* Callers bound every range at the edge (open, write); this is the
+	 * invariant that keeps KEY from wrapping. */
+	assert(lba < LSMT_MAX_SECTORS && len <= LSMT_MAX_LEN);
 	struct seg s = {
 		.key = lba << 14 | len,
 		.val = (moff & SEG_MOFF_MASK) | (zeroed ? SEG_ZEROED : 0) | (uint64_t)tag << 56,
@@ -139,6 +148,11 @@ static inline bool lsmt_is_rw(const struct lsmt_layer *l) { return l->index != N
 /* The layer's segments as one sorted array: borrowed (*OWNED false) for a
  * sealed layer, a snapshot for a writable one. */
 int lsmt_segments(struct lsmt_layer *l, const struct seg **out, size_t *n, bool *owned);
+
+/* -EINVAL, logged with NAME, when VSIZE is past what segments can address. */
+int lsmt_check_vsize(const char *name, uint64_t vsize);
+/* -EINVAL when bytes [OFF, OFF+LEN) reach past what segments can address. */
+int lsmt_check_range(uint64_t off, uint64_t len);
 
 /* Header/trailer block helpers (lsmt.c). */
 struct lsmt_ht {

@@ -433,6 +433,16 @@ int bdev_file_open_local(const char *path, int flags, enum bdev_io_engine engine
 	return 0;
 }
 
+int bdev_file_reserve(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
 int bdev_file_local_fd(struct bdev_file *f)
 {
 	const struct bdev_file_ops *o = f->ops;

@@ -142,6 +142,20 @@ size_t seg_find(const struct seg *a, size_t n, uint64_t lba)
 	return i;
 }
 
+int lsmt_check_vsize(const char *name, uint64_t vsize)
+{
+	if (vsize <= LSMT_MAX_VSIZE)
+		return 0;
+	log_error("%s: virtual size %llu is past the %llu bytes (2^50 - 1 sectors) an LSMT layer can address",
+		  name, (unsigned long long)vsize, (unsigned long long)LSMT_MAX_VSIZE);
+	return -EINVAL;
+}
+
+int lsmt_check_range(uint64_t off, uint64_t len)
+{
+	return off > LSMT_MAX_VSIZE || len > LSMT_MAX_VSIZE - off ? -EINVAL : 0;
+}
+
 static int validate(const char *name, const struct seg *s, size_t n, uint64_t begin,
 		    uint64_t end)
 {
@@ -150,6 +164,11 @@ static int validate(const char *name, const struct seg *s, size_t n, uint64_t be
 
 		if (seg_len(&s[i]) == 0) {
 			log_error("%s: index entry %zu has length 0", name, i);
+			return -EINVAL;
+		}
+		/* A clip of a segment reaching past the range would wrap its key. */
+		if (seg_end(&s[i]) > LSMT_MAX_SECTORS) {
+			log_error("%s: index entry %zu ends past sector 2^50 - 1", name, i);
 			return -EINVAL;
 		}
 		if (i > 0 && seg_end(&s[i - 1]) > seg_lba(&s[i])) {
@@ -237,6 +256,9 @@ int lsmt_open_ro(struct bdev_file *f, struct lsmt_layer **out)
 		err = -EINVAL;
 		goto fail;
 	}
+	err = lsmt_check_vsize(name, trl.virtual_size);
+	if (err)
+		goto fail;
 	l = calloc(1, sizeof(*l));
 	raw = malloc(trl.index_size * 16 + 1);
 	if (!l || !raw) {

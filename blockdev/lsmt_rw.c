@@ -8,6 +8,16 @@
  * before their I/O.  LOG_MU makes the log order equal the map-insert order
  * (replay must give the same map), and the rwlock is held for writing only
  * around the in-memory insert.
+ *
+ * One writer per layer: the data end and the log position live in this
+ * process's memory (lsmt.md 4.2), so a second writer, in this daemon or
+ * another, or a tool, would interleave appends and corrupt both files.  A
+ * writable open takes an exclusive flock on the data and index files
+ * without waiting.  A read-only open takes none, so overlaybd-cat can read
+ * a live upper: payload bytes never change once written and each log entry
+ * is appended after its data, so a reader replays a consistent prefix.
+ * Readers that publish what they read (commit, merge) take a shared lock
+ * instead, which a writer's exclusive one excludes both ways.
  */
 #include "bdev_int.h"
 #include "common/common.h"
@@ -15,6 +25,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #define REPLAY_BATCH 65536 /* entries read per pread while replaying */
 
@@ -50,6 +61,11 @@ int lsmt_create_rw(struct bdev_file *data, struct bdev_file *index, uint64_t vsi
 
 	if (!buf)
 		return -ENOMEM;
+	err = lsmt_check_vsize(bdev_file_name(data), vsize);
+	if (err) {
+		free(buf);
+		return err;
+	}
 	lsmt_uuid_generate(h.uuid);
 	/* lsmt.md 4.2: parent from -u, the null uuid when absent or invalid */
 	memcpy(h.parent_uuid, lsmt_uuid_valid(parent_uuid) ? parent_uuid : lsmt_null_uuid, 37);
@@ -67,6 +83,39 @@ int lsmt_create_rw(struct bdev_file *data, struct bdev_file *index, uint64_t vsi
 		err = index->ops->sync(index);
 	free(buf);
 	return err;
+}
+
+/* flock F with OP without waiting; files with no descriptor (memory) have
+ * no other opener to exclude. */
+static int lock_file(struct bdev_file *f, int op)
+{
+	int fd = bdev_file_local_fd(f), err;
+
+	if (fd < 0 || flock(fd, op | LOCK_NB) == 0)
+		return 0;
+	err = -errno;
+	if (err == -EWOULDBLOCK) {
+		log_error("%s: in use by %s (locked); refusing to open it %s", bdev_file_name(f),
+			  op == LOCK_EX ? "another reader or writer" : "a writer",
+			  op == LOCK_EX ? "for writing" : "as a snapshot");
+		return -EBUSY;
+	}
+	log_error("%s: cannot lock: %s", bdev_file_name(f), strerror(-err));
+	return err;
+}
+
+static int lock_both(struct bdev_file *data, struct bdev_file *index, int op)
+{
+	int err = lock_file(data, op);
+
+	return err ? err : lock_file(index, op);
+}
+
+int lsmt_lock_snapshot(struct lsmt_layer *l)
+{
+	if (!lsmt_is_rw(l))
+		return 0;
+	return lock_both(l->data, l->index, LOCK_SH);
 }
 
 static int replay(struct lsmt_layer *l, uint64_t nent)
@@ -100,7 +149,8 @@ static int replay(struct lsmt_layer *l, uint64_t nent)
 						w1 & SEG_ZEROED, 0);
 			uint64_t moff = seg_moff(&s);
 
-			if (seg_len(&s) == 0 || moff < LSMT_HT_SIZE / BDEV_SECTOR ||
+			if (seg_len(&s) == 0 || seg_end(&s) > LSMT_MAX_SECTORS ||
+			    moff < LSMT_HT_SIZE / BDEV_SECTOR ||
 			    (seg_zeroed(&s) ? moff > end : moff + seg_len(&s) > end)) {
 				log_error("%s: log entry %llu is invalid or points past the data file",
 					  name, (unsigned long long)(i + k));
@@ -129,12 +179,20 @@ int lsmt_open_rw(struct bdev_file *data, struct bdev_file *index, struct lsmt_la
 		goto fail;
 	}
 	umap_init(&l->map);
+	if (data->ops->pwrite || index->ops->pwrite) {
+		err = lock_both(data, index, LOCK_EX);
+		if (err)
+			goto fail;
+	}
 	err = bdev_file_pread_full(data, buf, LSMT_HT_SIZE, 0);
 	if (err || lsmt_ht_decode(buf, &dh) || !(dh.flags & HT_HEADER)) {
 		log_error("%s: not an LSMT writable data file", bdev_file_name(data));
 		err = -EINVAL;
 		goto fail;
 	}
+	err = lsmt_check_vsize(bdev_file_name(data), dh.virtual_size);
+	if (err)
+		goto fail;
 	if (dh.flags & HT_SPARSE) {
 		/* lsmt.md 4.4: the index file is not used */
 		l->data = data;
@@ -323,8 +381,10 @@ int lsmt_rw_sync(struct lsmt_layer *l)
 int lsmt_rw_set_vsize(struct lsmt_layer *l, uint64_t vsize)
 {
 	uint8_t le[8];
-	int err;
+	int err = lsmt_check_vsize(bdev_file_name(l->data), vsize);
 
+	if (err)
+		return err;
 	if (l->sparse)
 		return lsmt_sparse_set_vsize(l, vsize);
 	for (int i = 0; i < 8; i++)

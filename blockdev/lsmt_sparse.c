@@ -62,6 +62,11 @@ int lsmt_create_sparse(struct bdev_file *data, struct bdev_file *index, uint64_t
 		free(buf);
 		return -ENOTSUP;
 	}
+	err = lsmt_check_vsize(bdev_file_name(data), vsize);
+	if (err) {
+		free(buf);
+		return err;
+	}
 	lsmt_uuid_generate(h.uuid);
 	memcpy(h.parent_uuid, lsmt_uuid_valid(parent_uuid) ? parent_uuid : lsmt_null_uuid, 37);
 	lsmt_ht_encode(&h, buf);
@@ -91,6 +96,14 @@ int lsmt_sparse_load(struct lsmt_layer *l)
 
 	if (fd < 0)
 		return fd;
+	/* lsmt.md 4.4: every extent maps as a segment, so the file may not
+	 * reach past what segments can address. */
+	if (l->data->size > LSMT_HT_SIZE + LSMT_MAX_VSIZE) {
+		log_error("%s: %llu bytes, past the %llu an LSMT layer can address", name,
+			  (unsigned long long)l->data->size,
+			  (unsigned long long)(LSMT_HT_SIZE + LSMT_MAX_VSIZE));
+		return -EINVAL;
+	}
 	/* The host's block: the mapping granularity after a reopen. */
 	l->sparse_bs = 4096;
 	if (!fstat(fd, &st) && st.st_blksize >= (blksize_t)BDEV_SECTOR &&

@@ -253,12 +253,14 @@ int bdev_open(struct lsmt_layer **lowers, int nlowers, struct lsmt_layer *upper,
 	for (int i = n - 1; i >= 0 && !d->size; i--)
 		d->size = d->layers[i]->info.virtual_size;
 	if (d->upper) {
-		if (d->upper->info.virtual_size == 0 && d->size) {
+		/* A read-only open of an upper (overlaybd-cat) leaves its file as is. */
+		if (d->upper->info.virtual_size == 0 && d->size && d->upper->data->ops->pwrite) {
 			err = lsmt_rw_set_vsize(d->upper, d->size);
 			if (err)
 				goto fail;
 		}
-		d->size = d->upper->info.virtual_size;
+		if (d->upper->info.virtual_size || !d->size)
+			d->size = d->upper->info.virtual_size;
 	}
 	check_chain(d);
 	for (int i = 0; i < got; i++)
@@ -477,6 +479,9 @@ int bdev_pwritev(struct bdev *d, const struct iovec *iov, int iovcnt, uint64_t o
 		return -EROFS;
 	if (len == 0)
 		return 0;
+	/* lsmt.md 3: a segment cannot name a sector past 2^50 - 1. */
+	if (lsmt_check_range(off, len))
+		return -EINVAL;
 	if (d->upper->sparse)
 		return lsmt_sparse_write_dev(d, d->upper, iov, iovcnt, off, len);
 	return lsmt_rw_write(d->upper, iov, iovcnt, off, len);
@@ -514,7 +519,7 @@ static int discard_as_zeros(struct bdev *d, uint64_t off, uint64_t len)
 
 int bdev_discard(struct bdev *d, uint64_t off, uint64_t len)
 {
-	if (off % BDEV_SECTOR || len % BDEV_SECTOR)
+	if (off % BDEV_SECTOR || len % BDEV_SECTOR || lsmt_check_range(off, len))
 		return -EINVAL;
 	if (!d->upper)
 		return -EROFS;

@@ -578,6 +578,37 @@ static const struct bdev_file_ops zfile_ops = {
 	.close = zf_close,
 };
 
+/*
+ * zfile.md 3.3: the fields of the chosen header or trailer, every one read
+ * from an untrusted file, so each size computation is checked for overflow
+ * before it is compared: a wrapped block count would let a tiny index
+ * describe a huge device and send reads past the jump table.  LIMIT is
+ * where the trailer starts.
+ */
+static int check_fields(const struct zfile_ht *ht, uint64_t limit, const char **why)
+{
+	uint64_t nblocks, index_bytes, index_end;
+
+	if (ht->flags & ZF_FLAG_INDEX_COMPRESSED)
+		return *why = "compressed index is not supported", -EINVAL;
+	if (ht->algo != ZFILE_LZ4 && ht->algo != ZFILE_ZSTD)
+		return *why = "unsupported algorithm", -EINVAL;
+	if (ht->use_dict || ht->dict_size)
+		return *why = "dictionaries are not supported", -EINVAL;
+	if (ht->block_size < 512 || ht->block_size > ZF_MAX_BLOCK ||
+	    (ht->block_size & (ht->block_size - 1)))
+		return *why = "bad block size", -EINVAL;
+	/* A round-up division that cannot wrap, unlike (size + bs - 1) / bs. */
+	nblocks = ht->original_size / ht->block_size + (ht->original_size % ht->block_size != 0);
+	if (ht->index_size > ZF_MAX_BLOCKS || ht->index_size != nblocks)
+		return *why = "block count does not match the size", -EINVAL;
+	if (ht->index_offset < ZF_HT_SIZE ||
+	    __builtin_mul_overflow(ht->index_size, (uint64_t)sizeof(uint32_t), &index_bytes) ||
+	    __builtin_add_overflow(ht->index_offset, index_bytes, &index_end) || index_end > limit)
+		return *why = "index outside the file", -EINVAL;
+	return 0;
+}
+
 /* zfile.md 3.1-3.3: pick the header or the trailer and check its fields. */
 static int load_ht(struct zfile *z, struct zfile_ht *ht, const char **why)
 {
@@ -614,22 +645,7 @@ static int load_ht(struct zfile *z, struct zfile_ht *ht, const char **why)
 			return *why = "trailer digest mismatch", -EINVAL;
 		*ht = t;
 	}
-	if (ht->flags & ZF_FLAG_INDEX_COMPRESSED)
-		return *why = "compressed index is not supported", -EINVAL;
-	if (ht->algo != ZFILE_LZ4 && ht->algo != ZFILE_ZSTD)
-		return *why = "unsupported algorithm", -EINVAL;
-	if (ht->use_dict || ht->dict_size)
-		return *why = "dictionaries are not supported", -EINVAL;
-	if (ht->block_size < 512 || ht->block_size > ZF_MAX_BLOCK ||
-	    (ht->block_size & (ht->block_size - 1)))
-		return *why = "bad block size", -EINVAL;
-	if (ht->index_size > ZF_MAX_BLOCKS ||
-	    ht->index_size != (ht->original_size + ht->block_size - 1) / ht->block_size)
-		return *why = "block count does not match the size", -EINVAL;
-	if (ht->index_offset < ZF_HT_SIZE || ht->index_offset > limit ||
-	    ht->index_size * 4 > limit - ht->index_offset)
-		return *why = "index outside the file", -EINVAL;
-	return 0;
+	return check_fields(ht, limit, why);
 }
 
 /* zfile.md 3.4-3.5: read the length array into the jump table. */

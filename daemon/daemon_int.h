@@ -68,6 +68,7 @@ struct image {
 struct image_env {
 	int io_engine;
 	struct reg_ctx *reg; /* NULL: remote lowers fail */
+	bool read_only;      /* overlaybd-cat: the upper opened read-only, unlocked */
 };
 
 /*

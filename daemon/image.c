@@ -172,13 +172,15 @@ static int open_upper(const struct spec *s, const struct image_env *env,
 	struct bdev_file *data = NULL, *index = NULL;
 	int rc;
 
-	rc = bdev_file_open_local(s->upper_data, O_RDWR, env->io_engine, &data);
+	int mode = env->read_only ? O_RDONLY : O_RDWR;
+
+	rc = bdev_file_open_local(s->upper_data, mode, env->io_engine, &data);
 	if (rc < 0) {
 		snprintf(err, errlen, "failed to open upper layer data %s: %s", s->upper_data,
 			 strerror(-rc));
 		return rc;
 	}
-	rc = bdev_file_open_local(s->upper_index, O_RDWR, env->io_engine, &index);
+	rc = bdev_file_open_local(s->upper_index, mode, env->io_engine, &index);
 	if (rc < 0) {
 		snprintf(err, errlen, "failed to open upper layer index %s: %s", s->upper_index,
 			 strerror(-rc));

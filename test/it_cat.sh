@@ -31,6 +31,38 @@ case "$err" in
 *"empty repoBlobUrl"*) ;;
 *) fail "overlaybd-cat of a missing layer: expected 'empty repoBlobUrl', got '$err'" ;;
 esac
+# tools/README.md: OUT is written as OUT.tmp and renamed when complete.  A symlink at
+# OUT is replaced, not followed; one planted at OUT.tmp is refused and left alone.
+printf '{"lowers": %s}' "$(lowers_of $S/l1.lz4.zfile)" >"$T/l1.json"
+echo keep >"$T/victim"
+ln -s "$T/victim" "$T/link.img"
+"$CAT" "$T/l1.json" "$T/link.img" || fail "overlaybd-cat to a symlinked OUT failed"
+expect_eq "file behind a symlinked OUT" keep "$(cat "$T/victim")"
+[ -f "$T/link.img" ] && [ ! -L "$T/link.img" ] ||
+	fail "overlaybd-cat to a symlinked OUT: expected OUT replaced by a regular file"
+expect_eq "cat L1 to a symlinked OUT" "$(manifest_hash L1)" \
+	"$(sha256sum <"$T/link.img" | cut -d' ' -f1)"
+ln -s "$T/victim" "$T/planted.img.tmp"
+"$CAT" "$T/l1.json" "$T/planted.img" 2>/dev/null &&
+	fail "overlaybd-cat with a symlink at OUT.tmp: expected failure, got success"
+expect_eq "file behind a symlink at OUT.tmp" keep "$(cat "$T/victim")"
+[ -L "$T/planted.img.tmp" ] && [ ! -e "$T/planted.img" ] ||
+	fail "overlaybd-cat with a symlink at OUT.tmp: expected the link kept and no OUT"
+# A read that fails past the first MiB (zfile block 45 holds L1's data at 2 MiB,
+# zfile.md 3.7 CRC) leaves neither a partial OUT nor OUT.tmp; an old OUT stays.
+cp $S/l1.lz4.zfile "$T/bad.zfile"
+flip_byte "$T/bad.zfile" "$(python3 -c '
+import struct, sys
+z = open(sys.argv[1], "rb").read()
+io = struct.unpack_from("<Q", z, 40)[0]
+print(512 + sum(struct.unpack_from("<45I", z, io)) + 20)' "$T/bad.zfile")"
+printf '{"lowers": %s}' "$(lowers_of "$T/bad.zfile")" >"$T/bad.json"
+"$CAT" "$T/bad.json" "$T/bad.img" 2>/dev/null && fail "overlaybd-cat of a bad block: expected failure"
+[ ! -e "$T/bad.img" ] && [ ! -e "$T/bad.img.tmp" ] ||
+	fail "overlaybd-cat of a bad block: expected no OUT and no OUT.tmp, got $(ls "$T" | grep bad.img)"
+echo old >"$T/old.img"
+"$CAT" "$T/bad.json" "$T/old.img" 2>/dev/null && fail "overlaybd-cat of a bad block: expected failure"
+expect_eq "old OUT after a failed cat" old "$(cat "$T/old.img")"
 log "remote lowers from an anonymous docker-registry, mixed with a local one"
 REG_DIR=$T/reg
 reg_start anon || fail "could not start docker-registry: $(tail -n 5 "$REG_DIR/procs.log")"

@@ -77,6 +77,8 @@ head -c 5000 "$S/l1.lsmt" >"$T/trunc"
 bad overlaybd-create "bad size" "$T/c.data" "$T/c.data" "$T/c.index" 1.5
 bad overlaybd-create "bad parent" "$T/c.data" -u nope "$T/c.data" "$T/c.index" 1
 bad overlaybd-create "missing dir" "$T/no/c.data" "$T/no/c.data" "$T/c.index" 1
+# lsmt.md 3: 2^50 - 1 sectors is the most a layer can address.
+bad overlaybd-create "size past 2^50 sectors" "$T/c.data" "$T/c.data" "$T/c.index" 536870912
 bad overlaybd-commit "missing data" "$T/bad" "$T/nonexistent" "$S/l1.index" "$T/bad"
 bad overlaybd-commit "sealed blob as index" "$T/bad" "$S/l1.data" "$S/l1.lsmt" "$T/bad"
 bad overlaybd-commit "truncated sealed" "$T/bad" --commit_sealed "$T/trunc" "$T/bad"
@@ -90,6 +92,55 @@ bad overlaybd-merge "missing layer" "$T/bad" -l "$T/nonexistent" "$T/bad"
 bad overlaybd-merge "truncated layer" "$T/bad" -l "$T/trunc" "$T/bad"
 echo '{"lowers": [{"digest": "sha256:00"}]}' >"$T/remote.json"
 bad overlaybd-merge "remote-only layer" "$T/bad" "$T/remote.json" "$T/bad"
+# tools/README.md: a symlink planted at a temporary name is refused and left alone.
+echo keep >"$T/victim"
+planted() {
+	local tool=$1 link=$2 out=$3
+	shift 3
+	ln -sf "$T/victim" "$link"
+	"$B/$tool" "$@" 2>/dev/null && fail "$tool with a symlink at $link: expected failure"
+	[ "$(cat "$T/victim")" = keep ] && [ -L "$link" ] && [ ! -e "$out" ] ||
+		fail "$tool with a symlink at $link: expected it and its target untouched, no $out"
+	rm -f "$link"
+}
+planted overlaybd-commit "$T/p1.tmp" "$T/p1" "$S/l1.data" "$S/l1.index" "$T/p1"
+planted overlaybd-commit "$T/p2.zfile.tmp" "$T/p2" -z -t "$S/l1.data" "$S/l1.index" "$T/p2"
+planted overlaybd-merge "$T/p3.lsmt.tmp" "$T/p3" -l "$S/l1.lsmt" "$T/p3"
+planted overlaybd-create "$T/p4.index.tmp" "$T/p4.data" "$T/p4.data" "$T/p4.index" 1
+[ ! -e "$T/p4.data.tmp" ] || fail "overlaybd-create refused: expected no DATA.tmp left"
+
+# lsmt_rw.c: an upper a daemon serves has that one writer.  Tools that write it or
+# publish a snapshot of it are refused with one line naming it; overlaybd-cat reads it.
+make_upper "$T/live" $((1 << 30))
+obd_start
+obd_add_spec live "$(obd_spec live "$(lowers_of "$S/l1.lsmt")" "$T/live")" >/dev/null
+busy() {
+	local tool=$1 what=$2
+	bad "$@"
+	grep -q "$T/live/" "$T/err" ||
+		fail "$tool $what: expected a message naming the layer, got: $(cat "$T/err")"
+}
+busy overlaybd-commit "of a served upper" "$T/bad" "$T/live/data" "$T/live/index" "$T/bad"
+busy overlaybd-commit "--seal of a served upper" "$T/bad" --seal "$T/live/data" \
+	"$T/live/index" "$T/bad"
+printf '{"lowers": %s, "upper": {"data": "%s", "index": "%s"}}' "$(lowers_of "$S/l1.lsmt")" \
+	"$T/live/data" "$T/live/index" >"$T/live.json"
+busy overlaybd-merge "with a served upper" "$T/bad" "$T/live.json" "$T/bad"
+ino=$(stat -c %i "$T/live/data")
+"$B/overlaybd-create" "$T/live/data" "$T/live/index" 1 2>"$T/err" &&
+	fail "overlaybd-create over a served upper: expected failure, got status 0"
+grep -q "$T/live/data" "$T/err" ||
+	fail "overlaybd-create over a served upper: expected a message naming it, got: $(cat "$T/err")"
+[ "$(stat -c %i "$T/live/data")" = "$ino" ] ||
+	fail "overlaybd-create over a served upper: expected the data file kept, got a new one"
+printf '{"lowers": %s, "upper": {"data": "%s", "index": "%s"}}' "$(lowers_of "$S/l1.lsmt")" \
+	"$T/live/data" "$T/live/index" >"$T/cat.json"
+expect_eq "overlaybd-cat of a served upper" "$(manifest_hash L1)" \
+	"$("$B/overlaybd-cat" "$T/cat.json" | sha256sum | cut -d' ' -f1)"
+obd_stop
+"$B/overlaybd-commit" "$T/live/data" "$T/live/index" "$T/live.lsmt" ||
+	fail "commit of the upper after the daemon stopped failed"
+
 for t in overlaybd-create overlaybd-commit overlaybd-merge; do
 	"$B/$t" --help | grep -q "usage: $t" || fail "$t --help: expected usage"
 done

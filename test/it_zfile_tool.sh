@@ -48,5 +48,11 @@ bad "bad algorithm" --algorithm lzo "$S/l1.lsmt" "$T/bad"
 bad "verify without CRCs" --verify "$S/l1.lsmt.lz4-noverify.zfile"
 grep -q "not a valid zfile blob or checksum can't be found" "$T/err" ||
 	fail "verify without CRCs: expected the reference's message, got: $(cat "$T/err")"
+# tools/README.md: a symlink planted at OUT.tmp is refused and left alone.
+echo keep >"$T/victim"
+ln -s "$T/victim" "$T/planted.tmp"
+"$Z" "$S/l1.lsmt" "$T/planted" 2>/dev/null && fail "symlink at OUT.tmp: expected failure"
+[ "$(cat "$T/victim")" = keep ] && [ -L "$T/planted.tmp" ] && [ ! -e "$T/planted" ] ||
+	fail "symlink at OUT.tmp: expected the link and its target untouched and no OUT"
 "$Z" --help | grep -q "usage: overlaybd-zfile" || fail "--help: expected usage"
 log "ok"

@@ -7,7 +7,9 @@
  * from its spool.  Remote lowers are read through the registry client with
  * the credentials and cache of the daemon config FILE (default: none, no
  * disk cache).  The device is read front to back in 1 MiB pieces; with
- * stderr on a terminal a progress bar shows how far it got.
+ * stderr on a terminal a progress bar shows how far it got.  OUT is written
+ * as OUT.tmp and renamed only once complete, so a failed run leaves no
+ * partial OUT, and a symlink at OUT is replaced, never written through.
  */
 #include "blockdev/bdev.h"
 #include "common/common.h"
@@ -61,6 +63,70 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The device D, front to back, into OUT; 0 or -errno, reported here. */
+static int copy_device(struct bdev *d, int out, bool bar)
+{
+	uint64_t size = bdev_size(d), off;
+	char *buf = malloc(CHUNK);
+	double t0 = now();
+	int rc = 0;
+
+	if (!buf) {
+		fprintf(stderr, "overlaybd-cat: out of memory\n");
+		return -ENOMEM;
+	}
+	for (off = 0; off < size; off += CHUNK) {
+		size_t n = size - off < CHUNK ? size - off : CHUNK;
+
+		rc = bdev_pread(d, buf, n, off);
+		if (rc == 0)
+			rc = write_all(out, buf, n);
+		if (rc < 0) {
+			if (bar)
+				fputc('\n', stderr);
+			fprintf(stderr, "overlaybd-cat: at byte %llu: %s\n", (unsigned long long)off,
+				strerror(-rc));
+			break;
+		}
+		if (bar && (off / CHUNK) % 16 == 0)
+			progress(off + n, size, t0, false);
+	}
+	if (rc == 0 && bar)
+		progress(size, size, t0, true);
+	free(buf);
+	return rc;
+}
+
+/* Write the device to PATH by way of PATH.tmp (tools/README.md). */
+static int write_output(struct bdev *d, const char *path, bool bar)
+{
+	char *tmp = NULL;
+	int fd = -1, rc;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	rc = bdev_file_reserve(tmp);
+	if (rc < 0) {
+		fprintf(stderr, "overlaybd-cat: cannot create %s: %s\n", tmp, strerror(-rc));
+		free(tmp);
+		return rc;
+	}
+	fd = open(tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	rc = fd < 0 ? -errno : copy_device(d, fd, bar);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fprintf(stderr, "overlaybd-cat: %s: %s\n", path, strerror(-rc));
+		unlink(tmp);
+	}
+	free(tmp);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: overlaybd-cat [--config FILE] SPEC.json [OUT]\n"
@@ -80,19 +146,17 @@ static int open_registry(const struct cfg *cfg, bool from_file, struct reg_ctx *
 
 int main(int argc, char **argv)
 {
-	struct image_env env = { .io_engine = BDEV_IO_PSYNC };
+	/* Read-only: a live upper a daemon writes stays readable (lsmt_rw.c). */
+	struct image_env env = { .io_engine = BDEV_IO_PSYNC, .read_only = true };
 	struct spec *s = NULL;
 	struct image *img = NULL;
 	struct cfg *cfg = NULL;
 	bool bar = isatty(STDERR_FILENO);
 	const char *config = NULL, *spec_path, *out_path = NULL;
 	char err[1024], *text = NULL;
-	uint64_t size, off;
 	size_t len = 0;
 	FILE *f;
-	char *buf;
-	double t0;
-	int out = STDOUT_FILENO, rc, a = 1;
+	int rc, a = 1;
 
 	if (argc > 1 && !strcmp(argv[1], "--help")) {
 		usage(stdout);
@@ -143,45 +207,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "overlaybd-cat: %s: %s\n", spec_path, err);
 		return 1;
 	}
-	if (out_path) {
-		out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (out < 0) {
-			fprintf(stderr, "overlaybd-cat: %s: %s\n", out_path, strerror(errno));
-			return 1;
-		}
-	}
-	size = bdev_size(img->bdev);
-	buf = malloc(CHUNK);
-	if (!buf)
-		return 1;
-	t0 = now();
-	for (off = 0; off < size; off += CHUNK) {
-		size_t n = size - off < CHUNK ? size - off : CHUNK;
-
-		rc = bdev_pread(img->bdev, buf, n, off);
-		if (rc == 0)
-			rc = write_all(out, buf, n);
-		if (rc < 0) {
-			if (bar)
-				fputc('\n', stderr);
-			fprintf(stderr, "overlaybd-cat: at byte %llu: %s\n", (unsigned long long)off,
-				strerror(-rc));
-			return 1;
-		}
-		if (bar && (off / CHUNK) % 16 == 0)
-			progress(off + n, size, t0, false);
-	}
-	if (bar)
-		progress(size, size, t0, true);
-	if (out != STDOUT_FILENO && close(out) < 0) {
-		fprintf(stderr, "overlaybd-cat: %s: %s\n", out_path, strerror(errno));
-		return 1;
-	}
-	free(buf);
+	rc = out_path ? write_output(img->bdev, out_path, bar)
+		      : copy_device(img->bdev, STDOUT_FILENO, bar);
 	image_close(img);
 	if (env.reg)
 		reg_ctx_destroy(env.reg);
 	spec_free(s);
 	cfg_free(cfg);
-	return 0;
+	return rc < 0 ? 1 : 0;
 }

@@ -141,7 +141,7 @@ static int stage(const char *from, const char *to, const struct zfile_opts *z)
 
 	if (err)
 		return err;
-	err = bdev_file_open_local(to, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+	err = bdev_file_open_local(to, O_RDWR | O_TRUNC | O_NOFOLLOW, BDEV_IO_PSYNC, &dst);
 	if (err) {
 		bdev_file_close(src);
 		return err;
@@ -152,6 +152,27 @@ static int stage(const char *from, const char *to, const struct zfile_opts *z)
 	bdev_file_close(src);
 	bdev_file_close(dst);
 	return err;
+}
+
+/*
+ * Make the N temporary outputs NAMES as new files (bdev_file_reserve), so
+ * every later stage writes a file this run created, never through a link
+ * planted at one of the names.  On failure none is left, and a name that
+ * already existed is not touched.
+ */
+static int reserve_all(const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int err = bdev_file_reserve(names[i]);
+
+		if (err) {
+			fail("cannot create ", names[i], err);
+			for (int k = 0; k < i; k++)
+				unlink(names[k]);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int open_source(const char *data, const char *index, bool sealed, struct lsmt_layer **l)
@@ -171,7 +192,15 @@ static int open_source(const char *data, const char *index, bool sealed, struct 
 		return fail("cannot open ", index, 0);
 	}
 	err = lsmt_open_rw(df, xf, l);
-	return err ? fail("not a writable layer: ", data, err) : 0;
+	if (err)
+		return fail("not a writable layer: ", data, err);
+	/* The committed blob is a snapshot: no writer may append meanwhile. */
+	err = lsmt_lock_snapshot(*l);
+	if (err) {
+		lsmt_close(*l);
+		return fail("in use by a writer: ", data, err);
+	}
+	return 0;
 }
 
 /* lsmt.md 4.3: the writable layer sealed in place, DATA renamed to OUT. */
@@ -192,7 +221,8 @@ static int seal(const char *data, const char *index, const char *out)
 	}
 	err = lsmt_open_rw(df, xf, &l);
 	if (err)
-		return fail("not a writable layer: ", data, err);
+		return fail(err == -EBUSY ? "in use by another writer: " : "not a writable layer: ",
+			    data, err);
 	err = lsmt_seal(l);
 	lsmt_close(l);
 	if (!err && strcmp(data, out) && rename(data, out))
@@ -323,9 +353,18 @@ int main(int argc, char **argv)
 	snprintf(tlsmt, sizeof(tlsmt), "%s.lsmt.tmp", out);
 	snprintf(tzf, sizeof(tzf), "%s.zfile.tmp", out);
 	const char *cur = compress || tar ? tlsmt : tmp;
-	err = bdev_file_open_local(cur, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+	const char *names[] = { tmp, tlsmt, tzf };
+	int nnames = 1 + (compress || tar) + (compress && tar);
+
+	if (reserve_all(names, nnames)) {
+		lsmt_close(l);
+		return 1;
+	}
+	err = bdev_file_open_local(cur, O_RDWR | O_TRUNC | O_NOFOLLOW, BDEV_IO_PSYNC, &dst);
 	if (err) {
 		lsmt_close(l);
+		for (int k = 0; k < nnames; k++)
+			unlink(names[k]);
 		return fail("cannot create ", cur, 0);
 	}
 	err = lsmt_commit(&l, 1, dst, &o, false);
@@ -371,9 +410,8 @@ int main(int argc, char **argv)
 	if (!err && rename(tmp, out))
 		err = -errno;
 	if (err) {
-		unlink(tmp);
-		unlink(tlsmt);
-		unlink(tzf);
+		for (int k = 0; k < nnames; k++)
+			unlink(names[k]);
 		return fail(stagename, NULL, err);
 	}
 	return 0;

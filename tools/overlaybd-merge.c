@@ -132,6 +132,9 @@ static int load_config(const char *path, struct lsmt_layer **layers, int *n)
 		}
 		if (!err)
 			err = lsmt_open_rw(df, xf, &layers[*n]);
+		/* The merged blob is a snapshot: no writer may append meanwhile. */
+		if (!err && (err = lsmt_lock_snapshot(layers[*n])))
+			lsmt_close(layers[*n]);
 		if (err)
 			fprintf(stderr, "overlaybd-merge: cannot open the upper layer %s: %s\n", ud,
 				strerror(-err));
@@ -251,10 +254,21 @@ int main(int argc, char **argv)
 	snprintf(tlsmt, sizeof(tlsmt), "%s.lsmt.tmp", out);
 	const char *first = compress ? tlsmt : tmp;
 	/* Opening errors were reported where they happened: one line only. */
-	bool said = err != 0;
+	bool said = err != 0, have_tmp = false, have_tlsmt = false;
 
+	/* New files made by this run, never a link planted at the names; a
+	 * name that already exists is refused and left alone. */
+	if (!err && !(err = bdev_file_reserve(tmp)))
+		have_tmp = true;
+	if (!err && compress && !(err = bdev_file_reserve(tlsmt)))
+		have_tlsmt = true;
+	if (err && !said) {
+		fprintf(stderr, "overlaybd-merge: cannot create %s: %s\n", have_tmp ? tlsmt : tmp,
+			strerror(-err));
+		said = true;
+	}
 	if (!err)
-		err = bdev_file_open_local(first, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+		err = bdev_file_open_local(first, O_RDWR | O_TRUNC | O_NOFOLLOW, BDEV_IO_PSYNC, &dst);
 	if (!err)
 		err = lsmt_commit(layers, n, dst, &(struct lsmt_commit_opts){ 0 }, true);
 	if (!err && dst->ops->sync)
@@ -266,7 +280,8 @@ int main(int argc, char **argv)
 	if (!err && compress) {
 		err = bdev_file_open_local(tlsmt, O_RDONLY, BDEV_IO_PSYNC, &src);
 		if (!err)
-			err = bdev_file_open_local(tmp, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+			err = bdev_file_open_local(tmp, O_RDWR | O_TRUNC | O_NOFOLLOW, BDEV_IO_PSYNC,
+						   &dst);
 		if (!err)
 			err = zfile_compress(src, src->size, dst, &z);
 		if (!err && dst->ops->sync)
@@ -278,8 +293,10 @@ int main(int argc, char **argv)
 	if (!err && rename(tmp, out))
 		err = -errno;
 	if (err) {
-		unlink(tmp);
-		unlink(tlsmt);
+		if (have_tmp)
+			unlink(tmp);
+		if (have_tlsmt)
+			unlink(tlsmt);
 		if (!said)
 			fprintf(stderr, "overlaybd-merge: merge failed: %s\n", strerror(-err));
 		return 1;

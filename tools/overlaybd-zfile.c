@@ -103,7 +103,8 @@ static int run(const char *in, const char *tmp, bool extract, bool tar,
 
 	if (rc)
 		return fail("cannot open ", in, rc);
-	rc = bdev_file_open_local(tmp, O_RDWR | O_CREAT | O_TRUNC, BDEV_IO_PSYNC, &dst);
+	/* TMP was made by this run (bdev_file_reserve): never a planted link. */
+	rc = bdev_file_open_local(tmp, O_RDWR | O_TRUNC | O_NOFOLLOW, BDEV_IO_PSYNC, &dst);
 	if (rc) {
 		bdev_file_close(src);
 		return fail("cannot create ", tmp, rc);
@@ -204,6 +205,13 @@ int main(int argc, char **argv)
 		return fail("-t only applies when compressing", NULL, 0);
 	if (asprintf(&tmp, "%s.tmp", argv[optind + 1]) < 0)
 		return fail("out of memory", NULL, 0);
+	rc = bdev_file_reserve(tmp);
+	if (rc) {
+		/* Not ours: left for whoever made it. */
+		rc = fail("cannot create ", tmp, rc);
+		free(tmp);
+		return rc;
+	}
 	rc = run(argv[optind], tmp, extract, tar, &o);
 	if (rc == 0 && rename(tmp, argv[optind + 1]) < 0)
 		rc = fail("cannot rename to ", argv[optind + 1], -errno);

@@ -146,6 +146,15 @@ static void test_bad_blobs(void **state)
 	put64(ent, 0);
 	expect_rc(try_open_blob(t, b, len), &(struct bad_case){ "zero-length entry", -EINVAL });
 
+	/* lsmt.md 3: the last entry moved to end past sector 2^50 - 1, where a
+	 * clip by an upper layer would wrap its key */
+	memcpy(b, orig, len);
+	size_t last = 0;
+	while ((get64(ent + 16 * (last + 1)) & ((1ull << 50) - 1)) != (1ull << 50) - 1)
+		last++;
+	put64(ent + 16 * last, ((1ull << 50) - 2) | (get64(ent + 16 * last) >> 50) << 50);
+	expect_rc(try_open_blob(t, b, len), &(struct bad_case){ "entry past 2^50 sectors", -EINVAL });
+
 	/* non-zero tags are ignored (lsmt.md 3) */
 	memcpy(b, orig, len);
 	b[ioff + 15] = 7;
@@ -239,8 +248,59 @@ static void test_bad_writable(void **state)
 	spill(path_in(t, "i"), y, len);
 	assert_int_equal(lsmt_open_rw(open_file(path_in(t, "d"), O_RDWR),
 				      open_file(path_in(t, "i"), O_RDWR), &l), -EINVAL);
+	/* a log entry that ends past sector 2^50 - 1 (lsmt.md 3) */
+	memcpy(y, x, len);
+	put64(y + 4096, ((1ull << 50) - 2) | 16ull << 50);
+	spill(path_in(t, "i"), y, len);
+	int rc = lsmt_open_rw(open_file(path_in(t, "d"), O_RDWR),
+			      open_file(path_in(t, "i"), O_RDWR), &l);
+	if (rc != -EINVAL)
+		fail_msg("log entry past 2^50 sectors: expected %d, got %d", -EINVAL, rc);
 	free(y);
 	free(x);
+	rm_tmpdir(t);
+}
+
+static int try_open_rw(const char *data, const char *index, int mode, struct lsmt_layer **l)
+{
+	*l = NULL;
+	return lsmt_open_rw(open_file(data, mode), open_file(index, mode), l);
+}
+
+static void expect_open(const char *what, int want, int got, struct lsmt_layer *l)
+{
+	if (got != want)
+		fail_msg("%s: expected %d, got %d", what, want, got);
+	if (got == 0 && want != 0)
+		lsmt_close(l);
+}
+
+/* lsmt.md 4.2: one writer per writable layer; a live reader needs no lock,
+ * a snapshot reader (commit, merge) excludes writers and is excluded. */
+static void test_writer_lock(void **state)
+{
+	char *t = make_tmpdir();
+	const char *d = path_in(t, "d"), *x = path_in(t, "x");
+	struct lsmt_layer *w, *w2, *r;
+	int rc;
+
+	copy_file(VEC "l1.data", d);
+	copy_file(VEC "l1.index", x);
+	expect_open("first writer", 0, try_open_rw(d, x, O_RDWR, &w), w);
+	rc = try_open_rw(d, x, O_RDWR, &w2);
+	expect_open("second writer", -EBUSY, rc, w2);
+	expect_open("live reader beside a writer", 0, try_open_rw(d, x, O_RDONLY, &r), r);
+	expect_open("snapshot beside a writer", -EBUSY, lsmt_lock_snapshot(r), NULL);
+	lsmt_close(r);
+	lsmt_close(w);
+
+	expect_open("reader", 0, try_open_rw(d, x, O_RDONLY, &r), r);
+	expect_open("snapshot with no writer", 0, lsmt_lock_snapshot(r), NULL);
+	rc = try_open_rw(d, x, O_RDWR, &w2);
+	expect_open("writer beside a snapshot", -EBUSY, rc, w2);
+	lsmt_close(r);
+	expect_open("writer after the snapshot closed", 0, try_open_rw(d, x, O_RDWR, &w), w);
+	lsmt_close(w);
 	rm_tmpdir(t);
 }
 
@@ -538,6 +598,7 @@ int main(void)
 		cmocka_unit_test(test_bad_blobs),
 		cmocka_unit_test(test_read_error),
 		cmocka_unit_test(test_bad_writable),
+		cmocka_unit_test(test_writer_lock),
 		cmocka_unit_test(test_property),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_umap_model),

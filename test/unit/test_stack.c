@@ -6,6 +6,7 @@
 #include "lsmt_helpers.h"
 
 #include <poll.h>
+#include <sys/stat.h>
 
 static struct bdev *open_stack(const char *const *files, int n, struct lsmt_layer *upper)
 {
@@ -109,6 +110,79 @@ static void test_no_lowers(void **state)
 	rm_tmpdir(t);
 }
 
+static void put_le64_at(const char *path, uint64_t off, uint64_t v)
+{
+	uint8_t b[8];
+	int fd = open(path, O_WRONLY);
+
+	for (int i = 0; i < 8; i++)
+		b[i] = v >> (8 * i);
+	if (fd < 0 || pwrite(fd, b, 8, off) != 8)
+		fail_msg("patching %s at %llu failed", path, (unsigned long long)off);
+	close(fd);
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		fail_msg("stat %s failed", path);
+	return st.st_size;
+}
+
+/*
+ * lsmt.md 3: segments hold 50-bit sector numbers.  A lower claiming 2^60
+ * bytes used to give its writable upper that size, and a write at LBA
+ * 2^51 - 8 wrapped its segment key onto another LBA.  Such a layer is
+ * refused at open, as is an upper whose own header claims it.
+ */
+static void test_vsize_limit(void **state)
+{
+	char *t = make_tmpdir();
+	const char *huge = path_in(t, "huge.lsmt");
+	uint64_t vsize = 1ull << 60, at = vsize - 4096;
+	struct lsmt_layer *low = NULL, *up = NULL;
+	struct bdev_file *df, *xf;
+	struct bdev *d = NULL;
+	uint8_t buf[4096], back[4096];
+	int rc;
+
+	copy_file(VEC "l1.lsmt", huge);
+	put_le64_at(huge, file_size(huge) - 4096 + 48, vsize); /* trailer virtual_size */
+	df = open_file(path_in(t, "d"), O_RDWR | O_CREAT);
+	xf = open_file(path_in(t, "i"), O_RDWR | O_CREAT);
+	assert_int_equal(lsmt_create_rw(df, xf, 0, NULL), 0);
+	bdev_file_close(df);
+	bdev_file_close(xf);
+	rc = lsmt_open_ro(open_file(huge, O_RDONLY), &low);
+	if (rc == 0) {
+		assert_int_equal(bdev_open(&low, 1, open_rw(path_in(t, "d"), path_in(t, "i")), &d), 0);
+		memset(buf, 0xcd, sizeof(buf));
+		assert_int_equal(bdev_pwrite(d, buf, sizeof(buf), at), 0);
+		assert_int_equal(bdev_pread(d, back, sizeof(back), at), 0);
+		fail_msg("lower with virtual_size 2^60: expected -EINVAL at open, got 0 (a write "
+			 "at byte %llu reads back %s)", (unsigned long long)at,
+			 memcmp(buf, back, sizeof(buf)) ? "other bytes" : "the same bytes");
+	}
+	assert_int_equal(rc, -EINVAL);
+
+	/* The upper's own header, and the creation of one that large. */
+	put_le64_at(path_in(t, "d"), 48, vsize);
+	rc = lsmt_open_rw(open_file(path_in(t, "d"), O_RDWR), open_file(path_in(t, "i"), O_RDWR),
+			  &up);
+	if (rc != -EINVAL)
+		fail_msg("upper with virtual_size 2^60: expected %d, got %d", -EINVAL, rc);
+	df = open_file(path_in(t, "d2"), O_RDWR | O_CREAT);
+	xf = open_file(path_in(t, "i2"), O_RDWR | O_CREAT);
+	rc = lsmt_create_rw(df, xf, vsize, NULL);
+	if (rc != -EINVAL)
+		fail_msg("create with virtual_size 2^60: expected %d, got %d", -EINVAL, rc);
+	bdev_file_close(df);
+	bdev_file_close(xf);
+	rm_tmpdir(t);
+}
+
 struct status_case {
 	uint64_t off, len;
 	bool mapped;
@@ -205,6 +279,7 @@ int main(void)
 		cmocka_unit_test(test_merged_blob),
 		cmocka_unit_test(test_writable_top),
 		cmocka_unit_test(test_no_lowers),
+		cmocka_unit_test(test_vsize_limit),
 		cmocka_unit_test(test_map_status),
 		cmocka_unit_test(test_pool),
 	};

@@ -358,6 +358,12 @@ static void put32(uint8_t *p, uint32_t v)
 		p[i] = v >> (8 * i);
 }
 
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v);
+	put32(p + 4, v >> 32);
+}
+
 /* zfile.md 2, 4: recompute the digest of the 512-byte HT at P. */
 static void fix_digest(uint8_t *p)
 {
@@ -449,6 +455,12 @@ static void test_bad_headers(void **state)
 	MUTATE("original size mismatch", (put32(z + 56, 4096 * 30), fix_digest(z)));
 	MUTATE("index past the end", (put32(z + 40, len), fix_digest(z)));
 	MUTATE("index offset 0", (put32(z + 40, 0), fix_digest(z)));
+	/* original_size + block_size - 1 wraps to a count of 0 blocks. */
+	MUTATE("original size near 2^64, no blocks",
+	       (put64(z + 48, 0), put64(z + 56, UINT64_MAX - 100), put32(z + 64, 0),
+		fix_digest(z)));
+	MUTATE("block size 0", (put32(z + 72, 0), fix_digest(z)));
+	MUTATE("index offset near 2^64", (put64(z + 40, UINT64_MAX - 3), fix_digest(z)));
 	MUTATE("corrupt jump table", put32(z + ioff + 8, le32(z + ioff + 8) + 1));
 	MUTATE("zero-length block", (put32(z + ioff + 8, 0), put32(z + 64, crc32c_raw(0, z + ioff, 21 * 4)),
 				     fix_digest(z)));
