@@ -5,7 +5,8 @@
  * NAA designator and serial across restarts and re-opens (initiators and
  * multipath tools key on them).  Removal goes through
  * iscsi_target_remove(), which tells sessions with an Async Message and
- * waits for them and their tasks before the unit and the image go away.
+ * waits for them and their tasks; the unit and the image go away only once
+ * no command holds the unit (scsi_dev_busy()).
  */
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
@@ -107,28 +108,70 @@ int target_set_auth(struct ddev *dev, const struct spec *s)
 				     (const char *const *)s->acl, s->nacl);
 }
 
+/* How often a removed target checks that no command holds its unit. */
+#define TARGET_IDLE_POLL_S 0.01
+
 struct stop_ctx {
 	struct ddev *dev;
 	void (*done)(struct ddev *dev);
+	ev_timer idle;
 };
 
-static void target_removed(void *arg)
+static void image_closed(void *arg, int rc)
 {
 	struct stop_ctx *c = arg;
 	struct ddev *dev = c->dev;
-	int rc;
 
-	dev->tgt = NULL;
-	scsi_dev_destroy(dev->sdev);
-	dev->sdev = NULL;
-	rc = image_close(dev->img);
-	dev->img = NULL;
 	if (rc < 0)
 		log_error("%s: flushing the writable layer failed: %s", dev->name, strerror(-rc));
 	else
 		log_info("%s: target %s removed", dev->name, dev->iqn);
 	c->done(dev);
 	free(c);
+}
+
+/* The unit and then the image go only once no command holds the unit. */
+static void target_release(struct stop_ctx *c)
+{
+	struct ddev *dev = c->dev;
+	struct image *img = dev->img;
+
+	scsi_dev_destroy(dev->sdev);
+	dev->sdev = NULL;
+	dev->img = NULL;
+	image_closed(c, image_close(img));
+}
+
+static void target_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct stop_ctx *c = w->data;
+
+	if (scsi_dev_busy(c->dev->sdev))
+		return;
+	ev_timer_stop(loop, w);
+	target_release(c);
+}
+
+/*
+ * The transport is done with the target: its sessions and their tasks are
+ * gone.  A command may still hold the unit without a session of this
+ * target (scsi_dev_busy() counts every holder), and freeing the unit or
+ * closing the image under it would be a use after free, so wait for it.
+ */
+static void target_removed(void *arg)
+{
+	struct stop_ctx *c = arg;
+	struct ddev *dev = c->dev;
+
+	dev->tgt = NULL;
+	if (!scsi_dev_busy(dev->sdev)) {
+		target_release(c);
+		return;
+	}
+	log_info("%s: waiting for commands in flight before closing", dev->name);
+	ev_timer_init(&c->idle, target_idle_cb, TARGET_IDLE_POLL_S, TARGET_IDLE_POLL_S);
+	c->idle.data = c;
+	ev_timer_start(dev->d->loop, &c->idle);
 }
 
 void target_stop(struct ddev *dev, void (*done)(struct ddev *dev))

@@ -9,16 +9,11 @@
 #include "common/common.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Largest data-in a command may produce: the maximum transfer length. */
 #define SCSI_MAX_IN (SCSI_LIM_XFER_BLOCKS * SCSI_BLOCK_SIZE)
-
-/* Every LU of the process, for EXTENDED COPY's designator lookup. */
-static pthread_mutex_t devs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct scsi_dev *devs;
 
 static char *dup_or(const char *s, const char *dflt)
 {
@@ -50,10 +45,6 @@ int scsi_dev_create(struct bdev *bdev, struct bdev_pool *pool,
 	d->blocks = bdev_size(bdev) / SCSI_BLOCK_SIZE;
 	d->ro = !bdev_writable(bdev);
 	d->wce = true;
-	pthread_mutex_lock(&devs_lock);
-	d->next_global = devs;
-	devs = d;
-	pthread_mutex_unlock(&devs_lock);
 	*out = d;
 	return 0;
 }
@@ -62,13 +53,6 @@ void scsi_dev_destroy(struct scsi_dev *d)
 {
 	if (!d)
 		return;
-	pthread_mutex_lock(&devs_lock);
-	for (struct scsi_dev **p = &devs; *p; p = &(*p)->next_global)
-		if (*p == d) {
-			*p = d->next_global;
-			break;
-		}
-	pthread_mutex_unlock(&devs_lock);
 	/* The transport detaches every nexus first; any left over goes now. */
 	if (d->itns)
 		log_warn("scsi: device %s destroyed with nexuses attached", d->info.target_name);
@@ -108,18 +92,6 @@ void scsi_dev_capacity_changed(struct scsi_dev *d)
 void scsi_dev_stats(const struct scsi_dev *d, struct scsi_dev_stats *out)
 {
 	*out = d->stats;
-}
-
-struct scsi_dev *scsi_dev_find_naa(uint64_t naa)
-{
-	struct scsi_dev *d;
-
-	pthread_mutex_lock(&devs_lock);
-	for (d = devs; d; d = d->next_global)
-		if (d->info.naa == naa)
-			break;
-	pthread_mutex_unlock(&devs_lock);
-	return d;
 }
 
 struct scsi_itn *scsi_itn_attach(struct scsi_dev *d, const char *initiator_port)

@@ -147,7 +147,6 @@ struct scsi_dev {
 	struct scsi_cmd *held_head, *held_tail;
 
 	struct scsi_dev_stats stats;
-	struct scsi_dev *next_global;
 };
 
 struct scsi_cmd {
@@ -192,7 +191,6 @@ void scsi_cmd_in_len(struct scsi_cmd *c, uint32_t produced, uint32_t valid);
 size_t scsi_cmd_copy_out(const struct scsi_task *t, void *buf, size_t len, size_t off);
 void scsi_ua_set_others(struct scsi_dev *d, struct scsi_itn *except, uint32_t ua);
 void scsi_ua_set_port(struct scsi_dev *d, const char *port, uint32_t ua);
-struct scsi_dev *scsi_dev_find_naa(uint64_t naa);
 void scsi_test_unit_ready(struct scsi_cmd *c);
 void scsi_request_sense(struct scsi_cmd *c);
 void scsi_report_luns(struct scsi_cmd *c);

@@ -10,6 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* SPC-4 6.15.4: REGISTER AND MOVE parameter list header, and the smallest
+ * iSCSI TransportID (SPC-4 7.6.4.6: 4 bytes + a name padded to 20). */
+#define PR_OUT_HDR 24u
+#define PR_TID_MIN 24u
+/*
+ * SPC-4 5.13.7: registrations belong to initiator port names and persist
+ * across I_T nexus loss, so any initiator could otherwise grow the list
+ * without bound by logging in under new ISIDs.  Past this many per LU a new
+ * registration gets INSUFFICIENT REGISTRATION RESOURCES (SPC-4 6.15.1);
+ * existing registrants can still change or drop their keys.
+ */
+#define PR_MAX_REGS 256u
+
 enum {
 	PR_WE = 1,
 	PR_EA = 3,
@@ -247,18 +260,23 @@ void scsi_pr_in(struct scsi_cmd *c)
 	scsi_cmd_done(c);
 }
 
+/* NULL when out of memory or at PR_MAX_REGS. */
 static struct scsi_pr_reg *reg_add(struct scsi_dev *d, const char *port, uint64_t key)
 {
 	size_t n = strlen(port);
-	struct scsi_pr_reg *r = calloc(1, sizeof(*r) + n + 1), **p;
+	struct scsi_pr_reg *r, **p;
+	uint32_t count = 0;
 
+	/* Keep registration order for READ KEYS. */
+	for (p = &d->regs; *p; p = &(*p)->next)
+		count++;
+	if (count >= PR_MAX_REGS)
+		return NULL;
+	r = calloc(1, sizeof(*r) + n + 1);
 	if (!r)
 		return NULL;
 	memcpy(r->port, port, n + 1);
 	r->key = key;
-	/* Keep registration order for READ KEYS. */
-	for (p = &d->regs; *p; p = &(*p)->next)
-		;
 	*p = r;
 	return r;
 }
@@ -382,7 +400,9 @@ static void pr_register_move(struct scsi_cmd *c, struct scsi_pr_reg *me, const u
 		scsi_sense_field(t, false, 8, 7);
 		return;
 	}
-	if (tidlen < 24 || 24 + tidlen > plen || (p[24] & 0x3f) != 0x05) {
+	/* SPC-4 6.15.4: the TransportID follows the 24-byte header; compare
+	 * against what is left so a length near 2^32 cannot wrap the sum. */
+	if (tidlen < PR_TID_MIN || tidlen > plen - PR_OUT_HDR || (p[24] & 0x3f) != 0x05) {
 		scsi_sense_field(t, false, 24, 7);
 		return;
 	}

@@ -1,8 +1,11 @@
 /*
  * scsi_xcopy: EXTENDED COPY (LID1, SPC-4 6.4) for block-to-block segments
- * between our own logical units, named by their NAA designator, and
- * RECEIVE COPY RESULTS (SPC-4 6.22).  The copy runs chunk by chunk through
- * the worker pool: read from the source device, write to the destination.
+ * within the logical unit the command addressed, named by its NAA
+ * designator, and RECEIVE COPY RESULTS (SPC-4 6.22).  The copy runs chunk by
+ * chunk through the worker pool: read from the source, write to the
+ * destination.  It must never reach an LU the I_T nexus could not address
+ * itself: that LU's ACL, CHAP and reservations were checked for this
+ * nexus only (see xc_cscd).
  */
 #include "scsi_int.h"
 
@@ -23,8 +26,6 @@ struct xc_seg {
 
 struct xc_ctx {
 	struct xc_seg seg[XC_MAX_SEGS];
-	struct scsi_dev *held[XC_MAX_CSCD]; /* devices kept busy */
-	uint32_t nheld;
 	uint32_t nseg, cur;
 	uint32_t done_in_seg;
 	uint32_t chunk;
@@ -32,15 +33,6 @@ struct xc_ctx {
 	uint8_t list_id;
 	bool record;
 };
-
-static void xc_free(void *p)
-{
-	struct xc_ctx *x = p;
-
-	for (uint32_t i = 0; i < x->nheld; i++)
-		x->held[i]->stats.inflight--;
-	free(x);
-}
 
 static void xc_record(struct scsi_cmd *c, uint8_t status)
 {
@@ -117,7 +109,15 @@ static void xc_step(struct scsi_cmd *c)
 		0, false, xc_read_done);
 }
 
-/* SPC-4 6.4.5.1: identification descriptor (E4h) naming one of our LUs. */
+/*
+ * SPC-4 6.4.5.1: identification descriptor (E4h) naming one of our LUs.
+ * Each target has one LU, and an I_T nexus was admitted (ACL, CHAP) to that
+ * target only, so the only copy target it may name is the LU it addressed;
+ * its reservations were checked by scsi_dispatch() for this command.  Any
+ * other designator, another target's included, gets the answer of one that
+ * exists nowhere (SPC-4 6.4.5.1: COPY ABORTED, UNREACHABLE COPY TARGET), so
+ * the answer tells nothing about which target names exist.
+ */
 static int xc_cscd(struct scsi_cmd *c, const uint8_t *p, uint32_t off, struct scsi_dev **out)
 {
 	struct scsi_task *t = c->t;
@@ -140,11 +140,11 @@ static int xc_cscd(struct scsi_cmd *c, const uint8_t *p, uint32_t off, struct sc
 		scsi_sense_field(t, false, off + 29, 7);
 		return -1;
 	}
-	*out = scsi_dev_find_naa(get_be64(p + 8));
-	if (!*out) {
+	if (get_be64(p + 8) != c->d->info.naa) {
 		scsi_set_sense(t, SCSI_SENSE_COPY_ABORTED, ASC_UNREACHABLE_COPY_TARGET);
 		return -1;
 	}
+	*out = c->d;
 	return 0;
 }
 
@@ -169,7 +169,7 @@ void scsi_xcopy(struct scsi_cmd *c)
 		t->status = SCSI_STATUS_BUSY;
 		goto out;
 	}
-	c->ctx_free = xc_free;
+	c->ctx_free = free;
 	scsi_cmd_copy_out(t, p, plen, 0);
 	cscd_len = get_be16(p + 2);
 	seg_len = get_be32(p + 8);
@@ -261,17 +261,6 @@ void scsi_xcopy(struct scsi_cmd *c)
 	if (!c->buf) {
 		t->status = SCSI_STATUS_BUSY;
 		goto out;
-	}
-	/* Other devices stay busy (not destroyable) while we use them. */
-	for (uint32_t i = 0; i < ncscd; i++) {
-		bool seen = cscd[i] == c->d;
-
-		for (uint32_t j = 0; j < x->nheld && !seen; j++)
-			seen = x->held[j] == cscd[i];
-		if (!seen) {
-			cscd[i]->stats.inflight++;
-			x->held[x->nheld++] = cscd[i];
-		}
 	}
 	xc_step(c);
 	return;

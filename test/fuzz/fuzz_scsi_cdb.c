@@ -1,8 +1,9 @@
 /*
  * fuzz_scsi_cdb: random CDBs with random data-out against a small writable
- * device (8 MiB, temp files) and a second LU for EXTENDED COPY.  Input
- * layout: 16 CDB bytes, one control byte (bits 0-1 direction, bit 2 a
- * nonzero LUN, bits 3-7 the expected length in KiB steps), then data-out.
+ * device (8 MiB, temp files) and a second LU that EXTENDED COPY must not
+ * reach (its designator is answered as unreachable).  Input layout: 16 CDB
+ * bytes, one control byte (bits 0-1 direction, bit 2 a nonzero LUN, bits
+ * 3-7 the expected length in KiB steps), then data-out.
  * Every command must complete exactly once with a sane status.
  */
 #include "blockdev/bdev.h"

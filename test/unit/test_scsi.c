@@ -416,6 +416,56 @@ static void test_inquiry(void **state)
 		     "VPD 86");
 }
 
+/* Walk the designation descriptors of VPD page 83h in R; the one with
+ * ASSOC_TYPE (byte 1) or NULL. */
+static const uint8_t *vpd83_find(const struct res *r, uint8_t assoc_type)
+{
+	uint32_t end = 4 + (uint32_t)(r->in[2] << 8 | r->in[3]);
+
+	if (end > r->in_n)
+		fail_msg("VPD 83: page length %u, got only %u bytes", end - 4, r->in_n);
+	for (uint32_t off = 4; off + 4 <= end; off += 4 + r->in[off + 3])
+		if (r->in[off + 1] == assoc_type)
+			return r->in + off;
+	return NULL;
+}
+
+/* Security round 2, item 3: an IQN of the longest length RFC 7143 allows
+ * (223 bytes) made VPD 83h outgrow its stack buffer (ASan reports it). */
+static void test_inquiry_longest_name(void **state)
+{
+	struct fx *f = *state;
+	char name[224], port[240];
+	struct scsi_dev_info info = { "OVERLAYB", "test-long", "0001", "SERIAL-L", NAA_A, name,
+				      1, 1 };
+	uint8_t c[6] = { 0x12, 0x01, 0x83, 0x04, 0x00, 0 };
+	const uint8_t *p;
+	struct scsi_dev *d;
+	struct scsi_itn *itn;
+	struct res *r;
+
+	memset(name, 'x', sizeof(name) - 1);
+	memcpy(name, "iqn.2026-11.io.overlaybd:", 25);
+	name[sizeof(name) - 1] = 0;
+	snprintf(port, sizeof(port), "%s,t,0x0001", name);
+	assert_int_equal(scsi_dev_create(f->bd, f->pool, &info, &d), 0);
+	itn = scsi_itn_attach(d, "iqn.test:one,i,0x400001370000");
+	clear_ua(f, itn);
+	r = in(f, itn, c, 6, 1024);
+	expect_status(r, SCSI_STATUS_GOOD, "VPD 83 with a 223-byte name");
+	/* SPC-4 7.8.6.11: null terminated, padded to a multiple of 4. */
+	p = vpd83_find(r, 0x80 | 0x10 | 0x08);
+	if (!p || p[3] != 236 || memcmp(p + 4, port, strlen(port) + 1))
+		fail_msg("VPD 83: target port name of 236 bytes expected, got %d", p ? p[3] : -1);
+	p = vpd83_find(r, 0x80 | 0x20 | 0x08);
+	if (!p || p[3] != 224 || memcmp(p + 4, name, sizeof(name)))
+		fail_msg("VPD 83: target device name of 224 bytes expected, got %d", p ? p[3] : -1);
+	if (r->in_n != 520)
+		fail_msg("VPD 83: 520 bytes expected, got %u", r->in_n);
+	scsi_itn_detach(itn);
+	scsi_dev_destroy(d);
+}
+
 static void test_capacity_and_luns(void **state)
 {
 	struct fx *f = *state;
@@ -756,6 +806,70 @@ static void test_persistent_reservations(void **state)
 		fail_msg("REPORT CAPABILITIES: unexpected type mask %02x%02x", r->in[4], r->in[5]);
 }
 
+/* Security round 2, item 11: a TransportID length of 0xFFFFFFF0 wrapped
+ * 24 + tidlen past the check and the name was read beyond the parameter
+ * list (ASan reports the over-read). */
+static void test_pr_register_move_length_wrap(void **state)
+{
+	struct fx *f = *state;
+	uint8_t c[10], p[24 + 4 + 512];
+
+	clear_ua(f, f->a);
+	pr_out(c, p, 0, 0, 0, 0x77);
+	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "REGISTER a");
+	pr_out(c, p, 1, 1, 0x77, 0);
+	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "RESERVE WE");
+	pr_out(c, p, 7, 0, 0x77, 0x78);
+	memset(p + 24, 'x', sizeof(p) - 24);
+	p[20] = 0xff; /* TRANSPORTID PARAMETER DATA LENGTH 0xFFFFFFF0 */
+	p[21] = 0xff;
+	p[22] = 0xff;
+	p[23] = 0xf0;
+	p[24] = 0x05; /* iSCSI TransportID, format 00b */
+	c[7] = sizeof(p) >> 8;
+	c[8] = sizeof(p) & 0xff;
+	expect_sense(run(f, f->a, c, 10, SCSI_DIR_WRITE, p, sizeof(p), 0),
+		     SCSI_SENSE_ILLEGAL_REQUEST, 0x2600, 0x8f0018, "REGISTER AND MOVE tidlen 2^32-16");
+	pr_out(c, p, 3, 0, 0x77, 0);
+	expect_status(run(f, f->a, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "CLEAR");
+}
+
+/* Security round 2, item S: registrations persist across nexus loss (SPC-4
+ * 5.13.7), so their number per LU is bounded: the 257th port gets
+ * INSUFFICIENT REGISTRATION RESOURCES, registrants still change keys. */
+#define REG_LIMIT 256
+static void test_pr_registration_limit(void **state)
+{
+	struct fx *f = *state;
+	uint8_t c[10], p[24];
+	char port[64];
+	struct scsi_itn *itn;
+	struct res *r;
+
+	for (int i = 0; i <= REG_LIMIT; i++) {
+		snprintf(port, sizeof(port), "iqn.test:many,i,0x%012x", i);
+		itn = scsi_itn_attach(f->dev, port);
+		clear_ua(f, itn);
+		pr_out(c, p, 0, 0, 0, 0x1000 + (uint64_t)i);
+		r = run(f, itn, c, 10, SCSI_DIR_WRITE, p, 24, 0);
+		if (i < REG_LIMIT)
+			expect_status(r, 0, "REGISTER below the limit");
+		else
+			expect_sense(r, SCSI_SENSE_ILLEGAL_REQUEST, 0x5504, 0,
+				     "REGISTER past the limit");
+		/* Nexus loss: the registration stays with the port name. */
+		scsi_itn_detach(itn);
+	}
+	itn = scsi_itn_attach(f->dev, "iqn.test:many,i,0x000000000000");
+	clear_ua(f, itn);
+	pr_out(c, p, 0, 0, 0x1000, 0x2000);
+	expect_status(run(f, itn, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0,
+		      "a registrant changes its key at the limit");
+	pr_out(c, p, 3, 0, 0x2000, 0);
+	expect_status(run(f, itn, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "CLEAR");
+	scsi_itn_detach(itn);
+}
+
 static void test_reserve6(void **state)
 {
 	struct fx *f = *state;
@@ -859,24 +973,18 @@ static void test_mode_select_errors(void **state)
 	expect_status(none(f, f->a, tur, 6), 0, "TUR");
 }
 
-static void test_xcopy(void **state)
+/* One LID1 parameter list: CSCD 0 names SRC, CSCD 1 DST, one segment of N
+ * blocks from SLBA to DLBA. */
+static void xcopy_list(uint8_t *p, uint64_t src, uint64_t dst, uint64_t slba, uint64_t dlba,
+		       uint16_t n)
 {
-	struct fx *f = *state;
-	uint8_t c[16] = { 0x83 }, p[16 + 64 + 28], *buf = malloc(8192), *back = malloc(8192);
-	uint8_t rcr[16] = { 0x84, 0x00, 0x07 };
-	struct res *r;
-
-	clear_ua(f, f->a);
-	for (int i = 0; i < 8192; i++)
-		buf[i] = (uint8_t)(i ^ 0x5c);
-	assert_int_equal(bdev_pwrite(f->bd, buf, 8192, 4096 * 512), 0);
-	memset(p, 0, sizeof(p));
+	memset(p, 0, 16 + 64 + 28);
 	p[0] = 7;         /* list id */
 	p[3] = 64;        /* two CSCDs */
 	p[11] = 28;       /* one segment */
 	for (int k = 0; k < 2; k++) {
 		uint8_t *d = p + 16 + 32 * k;
-		uint64_t naa = k ? NAA_B : NAA_A;
+		uint64_t naa = k ? dst : src;
 
 		d[0] = 0xe4;
 		d[4] = 0x01;
@@ -889,12 +997,29 @@ static void test_xcopy(void **state)
 	p[80] = 0x02;
 	p[83] = 0x18;
 	p[87] = 1;        /* to CSCD 1 */
-	p[91] = 16;       /* 16 blocks */
-	p[98] = 0x10;     /* src LBA 4096 */
-	p[107] = 0x20;    /* dst LBA 32 */
+	p[90] = n >> 8;
+	p[91] = n & 0xff;
+	for (int i = 0; i < 8; i++) {
+		p[92 + i] = slba >> (56 - 8 * i);
+		p[100 + i] = dlba >> (56 - 8 * i);
+	}
+}
+
+static void test_xcopy(void **state)
+{
+	struct fx *f = *state;
+	uint8_t c[16] = { 0x83 }, p[16 + 64 + 28], *buf = malloc(8192), *back = malloc(8192);
+	uint8_t rcr[16] = { 0x84, 0x00, 0x07 };
+	struct res *r;
+
+	clear_ua(f, f->a);
+	for (int i = 0; i < 8192; i++)
+		buf[i] = (uint8_t)(i ^ 0x5c);
+	assert_int_equal(bdev_pwrite(f->bd, buf, 8192, 4096 * 512), 0);
+	xcopy_list(p, NAA_A, NAA_A, 4096, 32, 16);
 	c[13] = sizeof(p);
 	expect_status(run(f, f->a, c, 16, SCSI_DIR_WRITE, p, sizeof(p), 0), 0, "EXTENDED COPY");
-	assert_int_equal(bdev_pread(f->bd2, back, 8192, 32 * 512), 0);
+	assert_int_equal(bdev_pread(f->bd, back, 8192, 32 * 512), 0);
 	assert_memory_equal(back, buf, 8192);
 	rcr[2] = 7;
 	rcr[13] = 12;
@@ -917,6 +1042,54 @@ static void test_xcopy(void **state)
 	expect_sense(run(f, f->a, c, 16, SCSI_DIR_WRITE, p, sizeof(p), 0),
 		     SCSI_SENSE_ILLEGAL_REQUEST, 0x2609, 0, "EXTENDED COPY segment type");
 	free(buf);
+	free(back);
+}
+
+/* Security round 2, item 2: a copy may touch only the LU the nexus
+ * addressed.  Another LU of the process (another target, whose ACL and
+ * reservations never saw this nexus) answers exactly as a designator that
+ * exists nowhere, and its blocks neither leave nor change. */
+static void test_xcopy_other_lu(void **state)
+{
+	struct fx *f = *state;
+	uint8_t c[16] = { 0x83 }, p[16 + 64 + 28], *mark = malloc(8192), *back = malloc(8192);
+	uint8_t wr[10];
+
+	clear_ua(f, f->a);
+	for (int i = 0; i < 8192; i++)
+		mark[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(bdev_pwrite(f->bd2, mark, 8192, 64 * 512), 0);
+	c[13] = sizeof(p);
+	xcopy_list(p, NAA_B, NAA_A, 64, 128, 16);
+	expect_sense(run(f, f->a, c, 16, SCSI_DIR_WRITE, p, sizeof(p), 0), 0x0a, 0x0804, 0,
+		     "EXTENDED COPY out of another LU");
+	assert_int_equal(bdev_pread(f->bd, back, 8192, 128 * 512), 0);
+	if (!memcmp(back, mark, 8192))
+		fail_msg("EXTENDED COPY out of another LU: expected no blocks copied, got them");
+	xcopy_list(p, NAA_A, NAA_B, 0, 64, 16);
+	expect_sense(run(f, f->a, c, 16, SCSI_DIR_WRITE, p, sizeof(p), 0), 0x0a, 0x0804, 0,
+		     "EXTENDED COPY into another LU");
+	assert_int_equal(bdev_pread(f->bd2, back, 8192, 64 * 512), 0);
+	if (memcmp(back, mark, 8192))
+		fail_msg("EXTENDED COPY into another LU: expected its blocks unchanged, got changed");
+	/* The LU's own reservations: a copy conflicts as a WRITE would. */
+	clear_ua(f, f->b);
+	pr_out(c, p, 0, 0, 0, 0x55);
+	expect_status(run(f, f->b, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "REGISTER b");
+	pr_out(c, p, 1, 3, 0x55, 0);
+	expect_status(run(f, f->b, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "RESERVE EA by b");
+	cdb10(wr, 0x2a, 0, 1);
+	expect_status(run(f, f->a, wr, 10, SCSI_DIR_WRITE, mark, 512, 0),
+		      SCSI_STATUS_RESERVATION_CONFLICT, "a writes under b's EA");
+	memset(c, 0, sizeof(c));
+	c[0] = 0x83;
+	c[13] = sizeof(p);
+	xcopy_list(p, NAA_A, NAA_A, 0, 64, 1);
+	expect_status(run(f, f->a, c, 16, SCSI_DIR_WRITE, p, sizeof(p), 0),
+		      SCSI_STATUS_RESERVATION_CONFLICT, "a copies under b's EA");
+	pr_out(c, p, 3, 0, 0x55, 0);
+	expect_status(run(f, f->b, c, 10, SCSI_DIR_WRITE, p, 24, 0), 0, "CLEAR");
+	free(mark);
 	free(back);
 }
 
@@ -956,16 +1129,20 @@ int main(void)
 		cmocka_unit_test(test_bad_opcode_and_fields),
 		cmocka_unit_test(test_every_opcode),
 		cmocka_unit_test(test_inquiry),
+		cmocka_unit_test(test_inquiry_longest_name),
 		cmocka_unit_test(test_capacity_and_luns),
 		cmocka_unit_test(test_read_write),
 		cmocka_unit_test(test_read_only_stack),
 		cmocka_unit_test(test_write_same_unmap_lba_status),
 		cmocka_unit_test(test_compare_and_write),
 		cmocka_unit_test(test_persistent_reservations),
+		cmocka_unit_test(test_pr_register_move_length_wrap),
+		cmocka_unit_test(test_pr_registration_limit),
 		cmocka_unit_test(test_reserve6),
 		cmocka_unit_test(test_mode_pages),
 		cmocka_unit_test(test_mode_select_errors),
 		cmocka_unit_test(test_xcopy),
+		cmocka_unit_test(test_xcopy_other_lu),
 		cmocka_unit_test(test_stats_and_detach_in_flight),
 	};
 
