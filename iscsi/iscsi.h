@@ -39,6 +39,10 @@ struct iscsi_server_config {
 	 * (64 and 4096). */
 	unsigned max_conns_per_source;
 	unsigned max_conns;
+	/* Connections of one source still in login; past it the oldest of
+	 * them is dropped for the new one.  0 = default (32, and never more
+	 * than max_conns_per_source). */
+	unsigned max_login_conns_per_source;
 	/* Our declared limits (RFC 7143 13.12-13.14); 0 = defaults. */
 	uint32_t max_recv_data_segment_length; /* default 262144 */
 	uint32_t max_burst_length;             /* default 16776192 */

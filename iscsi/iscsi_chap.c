@@ -14,21 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Longest list item worth parsing: "0x" and a few hex digits. */
+#define CHAP_A_ITEM_MAX 15
+
 int iscsi_chap_pick_alg(const char *list)
 {
 	const char *p = list;
 
-	/* 12.1.3: the target picks from the initiator's list, in its order. */
+	/* 12.1.3: the target picks from the initiator's list, in its order;
+	 * each item is a 6.1 numerical-value, anything else is skipped. */
 	while (p && *p) {
-		char *end;
-		long v = strtol(p, &end, 10);
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		char item[CHAP_A_ITEM_MAX + 1];
+		uint32_t v;
 
-		if (end != p && (*end == ',' || *end == '\0') &&
-		    (v == ISCSI_CHAP_MD5 || v == ISCSI_CHAP_SHA256))
-			return (int)v;
-		p = strchr(p, ',');
-		if (p)
-			p++;
+		if (len <= CHAP_A_ITEM_MAX) {
+			memcpy(item, p, len);
+			item[len] = '\0';
+			if (!iscsi_num_parse(item, 0, UINT32_MAX, &v) &&
+			    (v == ISCSI_CHAP_MD5 || v == ISCSI_CHAP_SHA256))
+				return (int)v;
+		}
+		p = e ? e + 1 : NULL;
 	}
 	return 0;
 }

@@ -237,7 +237,7 @@ static void rx_reset(struct iscsi_conn *c)
 	c->data_got = 0;
 	c->tail_got = 0;
 	c->tail_need = 0;
-	c->rx_task = NULL;
+	iscsi_task_rx_release(c);
 	c->rx_discard = false;
 }
 
@@ -598,7 +598,11 @@ void iscsi_conn_maybe_free(struct iscsi_conn *c)
 {
 	struct iscsi_server *s = c->srv;
 
-	if (c->state != CONN_CLOSED || c->in_rx || c->ntasks)
+	if (c->state != CONN_CLOSED || c->in_rx)
+		return;
+	/* Closed halfway through a data segment: nothing more arrives. */
+	iscsi_task_rx_release(c);
+	if (c->ntasks)
 		return;
 	if (c->sess)
 		iscsi_session_destroy(c->sess);

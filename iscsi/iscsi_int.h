@@ -208,12 +208,16 @@ void iscsi_neg_init(struct iscsi_neg *n, const struct iscsi_limits *lim, bool di
 /*
  * Answer one key the initiator sent into OUT.  Returns 0 (answered, maybe
  * with NotUnderstood / Irrelevant / Reject), 1 when the key is not a
- * negotiation key (login keys and CHAP are handled by the caller), or
- * -EPROTO when the login must fail with an initiator error (6.2: a key
- * renegotiated, a security key in the wrong stage).
+ * negotiation key (login keys and CHAP are handled by the caller), or,
+ * when the login must fail with an initiator error, -EPROTO (6.2: a key
+ * renegotiated, a reserved constant proposed) or -EINVAL (a declarative
+ * key with a malformed or out-of-range value).
  */
 int iscsi_param_negotiate(struct iscsi_neg *n, const char *key, const char *val,
 			  struct iscsi_kv *out);
+/* An RFC 7143 6.1 numerical-value (decimal, or 0x hex) within MIN..MAX:
+ * 0, -EINVAL if malformed, -ERANGE if out of range. */
+int iscsi_num_parse(const char *v, uint32_t min, uint32_t max, uint32_t *out);
 /* After the operational stage: fix up values that depend on each other. */
 void iscsi_param_finish(struct iscsi_neg *n);
 /* True for keys a responder answers "NotUnderstood" (unknown, X- ...). */
@@ -252,6 +256,8 @@ struct iscsi_auth {
 	char *username, *password, *mutual_username, *mutual_password;
 };
 int iscsi_auth_set(struct iscsi_auth *a, const struct iscsi_chap *chap);
+/* Replace DST with a private copy of SRC (0 or -errno). */
+int iscsi_auth_copy(struct iscsi_auth *dst, const struct iscsi_auth *src);
 void iscsi_auth_clear(struct iscsi_auth *a);
 static inline bool iscsi_auth_required(const struct iscsi_auth *a)
 {
@@ -345,6 +351,7 @@ struct iscsi_conn {
 	bool login_delayed;            /* a CHAP failure answer is held back */
 	int login_chap_step;          /* 0 AuthMethod, 1 CHAP_A sent, 2 done */
 	struct iscsi_chap_state chap;
+	struct iscsi_auth login_creds; /* the secrets this login started with */
 	char *initiator_name;
 	char *target_name;
 	char *initiator_alias;
@@ -381,6 +388,8 @@ struct iscsi_task {
 	struct iscsi_task *pnext;       /* pending-by-CmdSN list */
 	enum iscsi_task_state state;
 	bool immediate, aborted, in_scsi, in_hash, counted;
+	bool dropped;                   /* let go: freed once nothing holds it */
+	bool imm_counted;               /* holds an immediate-command slot */
 	uint32_t itt, cmdsn, edtl;
 	uint8_t lun_raw[8];
 	uint8_t flags;                  /* R/W bits of the command */
@@ -423,6 +432,11 @@ struct iscsi_session {
 	struct iscsi_task *tasks;       /* every live task */
 	struct iscsi_task *hash[ISCSI_TASK_HASH];
 	struct iscsi_task *pending;     /* ahead of ExpCmdSN, by CmdSN */
+	/* CmdSNs ahead of ExpCmdSN counted as received with no task waiting
+	 * on them: one bit per CmdSN modulo ahead_mask + 1. */
+	uint32_t *cmdsn_ahead;
+	uint32_t ahead_mask;
+	uint32_t nimmediate;            /* immediate SCSI tasks alive */
 	uint32_t ninflight;
 	uint64_t ntotal;
 	ev_timer logout_timer;          /* target-requested logout grace */
@@ -452,14 +466,19 @@ struct iscsi_portal {
 	char name[80];
 };
 
-/* Slow-down of repeated CHAP failures (issue 6): per source and initiator. */
+/* Slow-down of repeated CHAP failures (issue 6), per source address and
+ * target ("" for discovery): the secret belongs to the target, and the
+ * InitiatorName is the peer's to choose, so it is no part of the key. */
 #define ISCSI_AUTH_FAIL_SLOTS 64
 struct iscsi_auth_fail {
 	char host[INET6_ADDRSTRLEN];
-	char initiator[ISCSI_NAME_MAX + 1];
+	char target[ISCSI_NAME_MAX + 1];
 	unsigned count;
 	ev_tstamp last;
 };
+/* CHAP exchanges one source may run at once against one target: with a
+ * failure answered late, this bounds its guesses per second. */
+#define ISCSI_CHAP_PARALLEL_MAX 4
 
 struct iscsi_server {
 	struct ev_loop *loop;
@@ -474,6 +493,7 @@ struct iscsi_server {
 	struct iscsi_auth disc_auth;
 	struct iscsi_auth_fail fails[ISCSI_AUTH_FAIL_SLOTS];
 	bool shutting_down;
+	unsigned nimmediate;          /* immediate SCSI tasks of every session */
 	ev_tstamp last_rx;            /* ev_now of the last received bytes */
 	void (*shutdown_done)(void *arg);
 	void *shutdown_arg;
@@ -484,10 +504,13 @@ struct iscsi_server {
 struct iscsi_target *iscsi_server_find_target(struct iscsi_server *s, const char *name);
 bool iscsi_target_allows(const struct iscsi_target *t, const char *initiator);
 void iscsi_server_conn_gone(struct iscsi_server *s);
-/* Seconds to hold back a failed CHAP answer from HOST/INITIATOR. */
-double iscsi_auth_fail_delay(struct iscsi_server *s, const char *host, const char *initiator);
-void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *initiator,
+/* Seconds to hold back a failed CHAP answer from HOST to TARGET ("" for
+ * discovery), and the note of each outcome that sets it. */
+double iscsi_auth_fail_delay(struct iscsi_server *s, const char *host, const char *target);
+void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *target,
 			  bool failed);
+/* CHAP exchanges C's source runs against C's target, C itself not counted. */
+unsigned iscsi_chap_inflight(struct iscsi_server *s, const struct iscsi_conn *c);
 void iscsi_target_session_gone(struct iscsi_target *t);
 
 /* iscsi_conn.c */
@@ -523,6 +546,14 @@ void iscsi_pdu_set_sn(struct iscsi_conn *c, uint8_t *bhs, bool advance_statsn);
 int iscsi_login_pdu(struct iscsi_conn *c);
 void iscsi_login_cleanup(struct iscsi_conn *c);
 
+/* iscsi_name.c */
+/* An InitiatorName or TargetName a peer may use (RFC 7143 4.2.7, RFC 3722). */
+bool iscsi_name_valid(const char *name);
+/* S with every byte outside printable ASCII escaped as \xNN, into BUF. */
+const char *iscsi_log_str(const char *s, char *buf, size_t len);
+/* Room for an escaped iSCSI name and then some. */
+#define ISCSI_LOG_STR_MAX 256
+
 /* iscsi_text.c */
 int iscsi_text_pdu(struct iscsi_conn *c);
 
@@ -531,6 +562,8 @@ int iscsi_session_create(struct iscsi_conn *c, struct iscsi_target *t, bool disc
 			 struct iscsi_session **out);
 void iscsi_session_destroy(struct iscsi_session *s);
 void iscsi_session_window(struct iscsi_session *s, uint32_t *exp, uint32_t *max);
+/* Count CMDSN as received by a request that leaves no task behind. */
+void iscsi_session_cmdsn_received(struct iscsi_session *s, uint32_t cmdsn);
 /* CmdSN bookkeeping for non-SCSI requests (Text, TMF, Logout, NOP). */
 int iscsi_session_check_cmdsn(struct iscsi_conn *c, const uint8_t *bhs);
 int iscsi_scsi_cmd_pdu(struct iscsi_conn *c);
@@ -539,7 +572,10 @@ int iscsi_data_out_dest(struct iscsi_conn *c);
 int iscsi_data_out_pdu(struct iscsi_conn *c);
 int iscsi_scsi_cmd_done_rx(struct iscsi_conn *c);
 struct iscsi_task *iscsi_task_find(struct iscsi_session *s, uint32_t itt);
+/* Let T go; its memory is freed once nothing holds it (iscsi_tmf.c). */
 void iscsi_task_free(struct iscsi_task *t);
+/* C stops receiving into its rx_task; a task let go meanwhile is freed. */
+void iscsi_task_rx_release(struct iscsi_conn *c);
 /* Drop a task that has not reached SCSI, or mark one in SCSI aborted. */
 void iscsi_task_abort(struct iscsi_task *t);
 void iscsi_session_reinstate(struct iscsi_server *srv, const char *initiator,

@@ -76,6 +76,7 @@ void iscsi_login_cleanup(struct iscsi_conn *c)
 	iscsi_kv_free(&c->login_in);
 	iscsi_kv_free(&c->login_out);
 	explicit_bzero(&c->chap, sizeof(c->chap));
+	iscsi_auth_clear(&c->login_creds);
 }
 
 static void send_login_rsp(struct iscsi_conn *c, uint16_t status, bool transit, int csg,
@@ -107,8 +108,10 @@ static void send_login_rsp(struct iscsi_conn *c, uint16_t status, bool transit, 
 
 static void login_fail(struct iscsi_conn *c, uint16_t status, const char *why)
 {
+	char name[ISCSI_LOG_STR_MAX];
+
 	log_warn("iscsi %s: login of %s failed: %s (status 0x%04x)", c->peer,
-		 c->initiator_name ? c->initiator_name : "?", why, status);
+		 iscsi_log_str(c->initiator_name, name, sizeof(name)), why, status);
 	send_login_rsp(c, status, false, c->neg.stage == ISCSI_STAGE_OPERATIONAL ? 1 : 0, 0,
 		       NULL, 0, false);
 	/* 6.3: after a failed login the target closes the connection. */
@@ -124,14 +127,21 @@ static void login_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	iscsi_conn_maybe_free(c);
 }
 
+/* The throttle key: the canonical target name, "" for discovery. */
+static const char *throttle_target(const struct iscsi_conn *c)
+{
+	return !c->login_discovery && c->login_target ? c->login_target->name : "";
+}
+
 static void auth_failed(struct iscsi_conn *c, const char *why)
 {
 	struct iscsi_server *s = c->srv;
-	double delay = iscsi_auth_fail_delay(s, c->peer_host, c->initiator_name);
+	double delay = iscsi_auth_fail_delay(s, c->peer_host, throttle_target(c));
+	char name[ISCSI_LOG_STR_MAX];
 
-	iscsi_auth_fail_note(s, c->peer_host, c->initiator_name, true);
+	iscsi_auth_fail_note(s, c->peer_host, throttle_target(c), true);
 	log_warn("iscsi %s: CHAP for %s failed: %s%s", c->peer,
-		 c->initiator_name ? c->initiator_name : "?", why,
+		 iscsi_log_str(c->initiator_name, name, sizeof(name)), why,
 		 delay > 0 ? " (answer delayed)" : "");
 	c->login_fail_status = ISCSI_LOGIN_AUTH_FAILED;
 	if (delay <= 0) {
@@ -147,11 +157,48 @@ static void auth_failed(struct iscsi_conn *c, const char *why)
 	ev_timer_start(s->loop, &c->login_delay);
 }
 
-static const struct iscsi_auth *login_auth(struct iscsi_conn *c)
+/* The secrets in force when the login named its target.  A reload may
+ * replace or drop them mid-login, so the login keeps its own copy. */
+static int login_take_creds(struct iscsi_conn *c)
 {
+	static const struct iscsi_auth none;
+	const struct iscsi_auth *auth = &none;
+
 	if (c->login_discovery)
-		return &c->srv->disc_auth;
-	return c->login_target ? &c->login_target->auth : NULL;
+		auth = &c->srv->disc_auth;
+	else if (c->login_target)
+		auth = &c->login_target->auth;
+	return iscsi_auth_copy(&c->login_creds, auth);
+}
+
+static bool name_differs(const char *now, const char *before)
+{
+	return now && (!before || strcasecmp(now, before));
+}
+
+/*
+ * RFC 7143 6.2: a key is declared or negotiated once per login; a repeat
+ * is an initiator error, and the names are fixed by the first request.
+ * Some initiators (libiscsi) send InitiatorName again with the same value
+ * in the operational stage, which is no change and is let through.
+ */
+static int keys_repeated(struct iscsi_conn *c, struct login_keys *lk)
+{
+	int i, j;
+
+	for (i = 0; i < lk->n; i++)
+		for (j = i + 1; j < lk->n; j++)
+			if (!strcmp(lk->k[i].key, lk->k[j].key)) {
+				login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "key sent twice");
+				return -EPROTO;
+			}
+	if (c->initiator_name &&
+	    (name_differs(key_get(lk, "InitiatorName"), c->initiator_name) ||
+	     (!c->login_discovery && name_differs(key_get(lk, "TargetName"), c->target_name)))) {
+		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "name changed during login");
+		return -EPROTO;
+	}
+	return 0;
 }
 
 /* The first PDU names the session: check the names, ACL and TSIH. */
@@ -161,14 +208,14 @@ static int login_identify(struct iscsi_conn *c, struct login_keys *lk)
 	const char *tname = key_get(lk, "TargetName");
 	const char *stype = key_get(lk, "SessionType");
 	const char *alias = key_get(lk, "InitiatorAlias");
-	const struct iscsi_auth *auth;
-
 	if (!iname || !iname[0]) {
 		login_fail(c, ISCSI_LOGIN_MISSING_PARAM, "no InitiatorName");
 		return -1;
 	}
-	if (strlen(iname) > ISCSI_NAME_MAX || (tname && strlen(tname) > ISCSI_NAME_MAX)) {
-		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "name too long");
+	/* 4.2.7: a name of the wrong form, too long or with a control
+	 * character is refused before it reaches a log line or a lookup. */
+	if (!iscsi_name_valid(iname) || (tname && !iscsi_name_valid(tname))) {
+		login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "malformed iSCSI name");
 		return -1;
 	}
 	c->initiator_name = strdup(iname);
@@ -224,14 +271,17 @@ static int login_identify(struct iscsi_conn *c, struct login_keys *lk)
 		iscsi_neg_init(&c->neg, &c->srv->lim, c->login_discovery);
 		c->neg.stage = stage;
 	}
-	auth = login_auth(c);
-	c->login_need_chap = auth && iscsi_auth_required(auth);
+	if (login_take_creds(c)) {
+		login_fail(c, ISCSI_LOGIN_NO_RESOURCES, "out of memory");
+		return -1;
+	}
+	c->login_need_chap = iscsi_auth_required(&c->login_creds);
 	return 0;
 }
 
 static int chap_step(struct iscsi_conn *c, struct login_keys *lk, struct iscsi_kv *out)
 {
-	const struct iscsi_auth *auth = login_auth(c);
+	const struct iscsi_auth *auth = &c->login_creds;
 	const char *amethod = key_get(lk, "AuthMethod");
 	const char *chap_a = key_get(lk, "CHAP_A");
 	const char *chap_n = key_get(lk, "CHAP_N");
@@ -259,6 +309,13 @@ static int chap_step(struct iscsi_conn *c, struct login_keys *lk, struct iscsi_k
 		if (c->login_need_chap) {
 			if (!has_chap) {
 				auth_failed(c, "CHAP required, not offered");
+				return -1;
+			}
+			/* S4: one source cannot run guesses in parallel past
+			 * a few; the refusal says "retry later" (11.13.5). */
+			if (iscsi_chap_inflight(c->srv, c) >= ISCSI_CHAP_PARALLEL_MAX) {
+				login_fail(c, ISCSI_LOGIN_UNAVAILABLE,
+					   "too many CHAP logins from that source at once");
 				return -1;
 			}
 			iscsi_kv_add(out, "AuthMethod", "CHAP");
@@ -299,6 +356,7 @@ static int chap_step(struct iscsi_conn *c, struct login_keys *lk, struct iscsi_k
 	if (chap_n || chap_r) {
 		uint8_t resp[ISCSI_CHAP_MAX_CHALLENGE];
 		uint32_t rlen = 0;
+		char name[ISCSI_LOG_STR_MAX];
 
 		if (c->login_chap_step != 2 || !chap_n || !chap_r) {
 			auth_failed(c, "CHAP_N/CHAP_R out of sequence");
@@ -324,16 +382,16 @@ static int chap_step(struct iscsi_conn *c, struct login_keys *lk, struct iscsi_k
 		if (auth->mutual_username) {
 			uint8_t ic[ISCSI_CHAP_MAX_CHALLENGE], md[ISCSI_CHAP_MAX_DIGEST];
 			uint32_t iclen = 0;
-			char *end;
-			unsigned long id;
+			uint32_t id;
 			char hex[2 * ISCSI_CHAP_MAX_DIGEST + 3];
 
 			if (!chap_i || !chap_c) {
 				auth_failed(c, "mutual CHAP required, no CHAP_I/CHAP_C");
 				return -1;
 			}
-			id = strtoul(chap_i, &end, 0);
-			if (*end || end == chap_i || id > 255 ||
+			/* RFC 1994 4.1: the identifier is one octet; RFC 7143
+			 * 6.1 numbers are decimal or 0x hex, never octal. */
+			if (iscsi_num_parse(chap_i, 0, UINT8_MAX, &id) ||
 			    iscsi_chap_decode(chap_c, ic, sizeof(ic), &iclen)) {
 				auth_failed(c, "malformed CHAP_I/CHAP_C");
 				return -1;
@@ -361,11 +419,12 @@ static int chap_step(struct iscsi_conn *c, struct login_keys *lk, struct iscsi_k
 			auth_failed(c, "mutual CHAP asked for, none configured");
 			return -1;
 		}
-		iscsi_auth_fail_note(c->srv, c->peer_host, c->initiator_name, false);
+		iscsi_auth_fail_note(c->srv, c->peer_host, throttle_target(c), false);
 		c->login_chap_step = 3;
 		log_info("iscsi %s: CHAP %s%s ok for %s", c->peer,
 			 c->chap.alg == ISCSI_CHAP_SHA256 ? "SHA-256" : "MD5",
-			 auth->mutual_username ? " mutual" : "", c->initiator_name);
+			 auth->mutual_username ? " mutual" : "",
+			 iscsi_log_str(c->initiator_name, name, sizeof(name)));
 	}
 	return 0;
 }
@@ -397,6 +456,16 @@ static int login_complete(struct iscsi_conn *c)
 	return 0;
 }
 
+static void log_established(struct iscsi_conn *c)
+{
+	char iname[ISCSI_LOG_STR_MAX], tname[ISCSI_LOG_STR_MAX];
+
+	log_info("iscsi %s: %s session %s for %s (TSIH %u)", c->peer,
+		 c->login_discovery ? "discovery" : "normal",
+		 c->login_discovery ? "" : iscsi_log_str(c->target_name, tname, sizeof(tname)),
+		 iscsi_log_str(c->initiator_name, iname, sizeof(iname)), c->sess->tsih);
+}
+
 /* Answer a complete (C=0) login request. */
 static int login_process(struct iscsi_conn *c, bool transit, int csg, int nsg)
 {
@@ -414,6 +483,10 @@ static int login_process(struct iscsi_conn *c, bool transit, int csg, int nsg)
 	iscsi_kv_free(&c->login_in);
 	iscsi_kv_free(out);
 	c->login_out_off = 0;
+	if (keys_repeated(c, &lk)) {
+		keys_free(&lk);
+		return 0;
+	}
 	if (!c->initiator_name && login_identify(c, &lk)) {
 		keys_free(&lk);
 		return 0;
@@ -457,7 +530,9 @@ static int login_process(struct iscsi_conn *c, bool transit, int csg, int nsg)
 		rc = iscsi_param_negotiate(&c->neg, k, lk.k[i].val, out);
 		if (rc < 0) {
 			keys_free(&lk);
-			login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR, "key negotiated twice");
+			login_fail(c, ISCSI_LOGIN_INITIATOR_ERROR,
+				   rc == -EINVAL ? "malformed or out-of-range declaration" :
+						   "key negotiated twice or reserved value proposed");
 			return 0;
 		}
 	}
@@ -506,10 +581,7 @@ static int login_process(struct iscsi_conn *c, bool transit, int csg, int nsg)
 			ev_timer_set(&c->timer, c->srv->cfg.nop_interval,
 				     c->srv->cfg.nop_interval);
 			ev_timer_start(c->srv->loop, &c->timer);
-			log_info("iscsi %s: %s session %s for %s (TSIH %u)", c->peer,
-				 c->login_discovery ? "discovery" : "normal",
-				 c->login_discovery ? "" : c->target_name, c->initiator_name,
-				 c->sess->tsih);
+			log_established(c);
 			iscsi_login_cleanup(c);
 		}
 	}

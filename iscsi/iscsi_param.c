@@ -158,18 +158,46 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
-/* 6.1: numbers are decimal, or hex with 0x; no sign, no junk. */
-static int parse_num(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+static int digit_val(char ch, unsigned base)
 {
-	unsigned long long x;
-	char *end;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (base == 16 && ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (base == 16 && ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
 
-	if (!v[0] || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+/*
+ * RFC 7143 6.1: a numerical-value is a decimal-constant (0, or digits not
+ * starting with 0) or a hex-constant (0x or 0X and one or more hex
+ * digits), always below 2^64.  No sign, no blanks, no other base: strtoull
+ * would take all of those.
+ */
+int iscsi_num_parse(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned base = 10;
+	uint64_t x = 0;
+	const char *p = v;
+
+	if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+		base = 16;
+		p += 2;
+	} else if (v[0] == '0' && v[1]) {
 		return -EINVAL;
-	errno = 0;
-	x = strtoull(v, &end, (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) ? 16 : 10);
-	if (errno || *end || x < min || x > max)
+	}
+	if (!*p)
 		return -EINVAL;
+	for (; *p; p++) {
+		int d = digit_val(*p, base);
+
+		if (d < 0 || x > (UINT64_MAX - (uint64_t)d) / base)
+			return -EINVAL;
+		x = x * base + (uint64_t)d;
+	}
+	if (x < min || x > max)
+		return -ERANGE;
 	*out = (uint32_t)x;
 	return 0;
 }
@@ -194,6 +222,11 @@ static const char *pick_list(const char *list, const char *const *accept)
 	return NULL;
 }
 
+static bool is_reserved_value(const char *v)
+{
+	return !strcmp(v, "Reject") || !strcmp(v, "Irrelevant") || !strcmp(v, "NotUnderstood");
+}
+
 int iscsi_param_negotiate(struct iscsi_neg *n, const char *key, const char *val,
 			  struct iscsi_kv *out)
 {
@@ -216,6 +249,11 @@ int iscsi_param_negotiate(struct iscsi_neg *n, const char *key, const char *val,
 		return -EPROTO;
 	}
 	n->seen |= bit;
+	if (is_reserved_value(val)) {
+		/* 6.2: these constants are answers only; proposing one is
+		 * a protocol error. */
+		return -EPROTO;
+	}
 	field = (char *)&n->p + k->off;
 	if (n->stage == ISCSI_STAGE_FFP && (k->flags & F_IO)) {
 		/* 13: initialize-only keys cannot change in full feature. */
@@ -240,7 +278,7 @@ int iscsi_param_negotiate(struct iscsi_neg *n, const char *key, const char *val,
 		return 0;
 	case KT_NUM_MIN:
 	case KT_NUM_MAX:
-		if (parse_num(val, k->min, k->max, &v)) {
+		if (iscsi_num_parse(val, k->min, k->max, &v)) {
 			iscsi_kv_add(out, key, "Reject");
 			return 0;
 		}
@@ -253,10 +291,11 @@ int iscsi_param_negotiate(struct iscsi_neg *n, const char *key, const char *val,
 		iscsi_kv_addf(out, key, "%u", v);
 		return 0;
 	case KT_NUM_DECL:
-		if (parse_num(val, k->min, k->max, &v)) {
-			iscsi_kv_add(out, key, "Reject");
-			return 0;
-		}
+		/* 6.2, 13.12: a declaration is not negotiated, so there is
+		 * no answer that could refuse it; a malformed or out-of-range
+		 * one fails the login (Initiator error) and is never used. */
+		if (iscsi_num_parse(val, k->min, k->max, &v))
+			return -EINVAL;
 		*(uint32_t *)field = v;
 		/* 13.12: a declaration is not answered, but we declare our
 		 * own limit in the same exchange. */

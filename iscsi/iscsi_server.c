@@ -4,7 +4,9 @@
  * secrets, the CHAP failure slow-down, and orderly shutdown.
  *
  * Accepting never blocks and never trusts the peer: a connection over a
- * limit is closed at once, before it costs more than its socket.
+ * limit is closed at once, before it costs more than its socket; when the
+ * limit is full of connections still in login, the oldest of those goes
+ * instead, so a prompt login always gets through (S3).
  */
 #include "iscsi_int.h"
 #include "common/common.h"
@@ -24,6 +26,7 @@
 #define DEF_NOP_TIMEOUT 15
 #define DEF_LOGIN_TIMEOUT 15
 #define DEF_CONNS_PER_SOURCE 64
+#define DEF_LOGIN_CONNS_PER_SOURCE 32
 #define DEF_CONNS 4096
 #define DEF_MAX_RECV_DSL 262144
 #define DEF_MAX_BURST 16776192
@@ -68,6 +71,14 @@ int iscsi_auth_set(struct iscsi_auth *a, const struct iscsi_chap *chap)
 	return 0;
 }
 
+int iscsi_auth_copy(struct iscsi_auth *dst, const struct iscsi_auth *src)
+{
+	const struct iscsi_chap chap = { src->username, src->password, src->mutual_username,
+					 src->mutual_password };
+
+	return iscsi_auth_set(dst, &chap);
+}
+
 static void free_secret(char *s)
 {
 	if (s) {
@@ -105,6 +116,10 @@ int iscsi_server_create(struct ev_loop *loop, const struct iscsi_server_config *
 		s->cfg.max_conns_per_source = DEF_CONNS_PER_SOURCE;
 	if (!s->cfg.max_conns)
 		s->cfg.max_conns = DEF_CONNS;
+	if (!s->cfg.max_login_conns_per_source)
+		s->cfg.max_login_conns_per_source = DEF_LOGIN_CONNS_PER_SOURCE;
+	if (s->cfg.max_login_conns_per_source > s->cfg.max_conns_per_source)
+		s->cfg.max_login_conns_per_source = s->cfg.max_conns_per_source;
 	if (!s->cfg.max_recv_data_segment_length)
 		s->cfg.max_recv_data_segment_length = DEF_MAX_RECV_DSL;
 	if (!s->cfg.max_burst_length)
@@ -139,15 +154,81 @@ int iscsi_server_create(struct ev_loop *loop, const struct iscsi_server_config *
 	return 0;
 }
 
-static int count_source(struct iscsi_server *s, const char *host)
+/*
+ * S3: how many connections HOST (NULL: any source) holds, and how many of
+ * them are still in login; *OLDEST is the oldest of those that may be
+ * dropped (the list is newest first).  One whose CHAP failure answer is
+ * held back is not droppable: dropping it would end its slow-down (S4).
+ */
+static unsigned count_source(struct iscsi_server *s, const char *host, unsigned *in_login,
+			     struct iscsi_conn **oldest)
 {
 	struct iscsi_conn *c;
-	int n = 0;
+	unsigned n = 0;
 
-	for (c = s->conns; c; c = c->next)
-		if (c->state != CONN_CLOSED && !strcmp(c->peer_host, host))
-			n++;
+	*in_login = 0;
+	*oldest = NULL;
+	for (c = s->conns; c; c = c->next) {
+		if (c->state == CONN_CLOSED || (host && strcmp(c->peer_host, host)))
+			continue;
+		n++;
+		if (c->state != CONN_LOGIN)
+			continue;
+		(*in_login)++;
+		if (!c->login_delayed)
+			*oldest = c;
+	}
 	return n;
+}
+
+static void drop_for_newer(struct iscsi_conn *oldest, unsigned in_login, const char *host)
+{
+	log_warn("iscsi %s: dropped, the oldest of %u connections from %s still in login, for a new one",
+		 oldest->peer, in_login, host ? host : "all sources");
+	iscsi_conn_close(oldest, "login slot taken by a newer connection");
+	iscsi_conn_maybe_free(oldest);
+}
+
+/* S3: the same rule at the global limit, against floods from many
+ * addresses.  Connections closed but still finishing tasks count too. */
+static int admit_global(struct iscsi_server *s, const char *host, int port)
+{
+	struct iscsi_conn *oldest;
+	unsigned in_login;
+
+	if (s->nconns < s->cfg.max_conns)
+		return 0;
+	count_source(s, NULL, &in_login, &oldest);
+	if (!oldest) {
+		log_warn("iscsi: connection from %s:%d refused: %u connections (maxConnections)",
+			 host, port, s->nconns);
+		return -1;
+	}
+	drop_for_newer(oldest, in_login, NULL);
+	return s->nconns < s->cfg.max_conns ? 0 : -1;
+}
+
+/*
+ * S3: may HOST open one more connection?  Logged-in connections are never
+ * dropped for a new one; connections still in login are, oldest first
+ * (as sshd's MaxStartups), so a flood of half-open connections from one
+ * address (every container on a host is 127.0.0.1) cannot lock out a
+ * login that completes promptly.  0 = accept, -1 = refuse.
+ */
+static int admit_source(struct iscsi_server *s, const char *host, int port)
+{
+	struct iscsi_conn *oldest;
+	unsigned in_login, n = count_source(s, host, &in_login, &oldest);
+
+	if (n < s->cfg.max_conns_per_source && in_login < s->cfg.max_login_conns_per_source)
+		return 0;
+	if (!oldest) {
+		log_warn("iscsi: connection from %s:%d refused: %u from that source (maxConnectionsPerSource)",
+			 host, port, n);
+		return -1;
+	}
+	drop_for_newer(oldest, in_login, host);
+	return 0;
 }
 
 static void addr_str(const struct sockaddr_storage *sa, char *host, size_t hlen, int *port)
@@ -204,15 +285,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		/* Issue 6: half-open floods hit a per-source and a global
 		 * limit before they cost any memory. */
-		if (s->nconns >= s->cfg.max_conns) {
-			log_warn("iscsi: connection from %s:%d refused: %u connections (maxConnections)",
-				 host, port, s->nconns);
-			close(fd);
-			continue;
-		}
-		if (count_source(s, host) >= (int)s->cfg.max_conns_per_source) {
-			log_warn("iscsi: connection from %s:%d refused: %u from that source (maxConnectionsPerSource)",
-				 host, port, s->cfg.max_conns_per_source);
+		if (admit_source(s, host, port) || admit_global(s, host, port)) {
 			close(fd);
 			continue;
 		}
@@ -587,15 +660,17 @@ void iscsi_server_foreach_session(struct iscsi_server *s, iscsi_session_cb cb, v
 	}
 }
 
-/* Issue 6: repeated CHAP failures from one source and initiator name are
+/* Issue 6: repeated CHAP failures from one source against one target are
  * answered ever more slowly (1 s doubling to 8 s after the second), which
- * caps online guessing without locking the legitimate user out for long. */
+ * caps online guessing without locking the legitimate user out for long.
+ * S4: keyed by what the peer cannot change at will, so a new
+ * InitiatorName per guess does not start it over. */
 #define FAIL_FREE 2
 #define FAIL_MAX_DELAY 8.0
 #define FAIL_FORGET 600.0
 
 static struct iscsi_auth_fail *fail_slot(struct iscsi_server *s, const char *host,
-					 const char *initiator, bool create)
+					 const char *target, bool create)
 {
 	struct iscsi_auth_fail *victim = NULL;
 	ev_tstamp now = ev_now(s->loop);
@@ -606,7 +681,7 @@ static struct iscsi_auth_fail *fail_slot(struct iscsi_server *s, const char *hos
 
 		if (f->count && now - f->last > FAIL_FORGET)
 			f->count = 0;
-		if (f->count && !strcmp(f->host, host) && !strcmp(f->initiator, initiator))
+		if (f->count && !strcmp(f->host, host) && !strcasecmp(f->target, target))
 			return f;
 		/* Reuse a free slot, else the one idle the longest. */
 		if (!victim || (victim->count && (!f->count || f->last < victim->last)))
@@ -616,13 +691,13 @@ static struct iscsi_auth_fail *fail_slot(struct iscsi_server *s, const char *hos
 		return NULL;
 	memset(victim, 0, sizeof(*victim));
 	snprintf(victim->host, sizeof(victim->host), "%s", host);
-	snprintf(victim->initiator, sizeof(victim->initiator), "%s", initiator);
+	snprintf(victim->target, sizeof(victim->target), "%s", target);
 	return victim;
 }
 
-double iscsi_auth_fail_delay(struct iscsi_server *s, const char *host, const char *initiator)
+double iscsi_auth_fail_delay(struct iscsi_server *s, const char *host, const char *target)
 {
-	struct iscsi_auth_fail *f = fail_slot(s, host, initiator ? initiator : "", false);
+	struct iscsi_auth_fail *f = fail_slot(s, host, target ? target : "", false);
 	double d;
 
 	if (!f || f->count < FAIL_FREE)
@@ -631,10 +706,10 @@ double iscsi_auth_fail_delay(struct iscsi_server *s, const char *host, const cha
 	return d > FAIL_MAX_DELAY ? FAIL_MAX_DELAY : d;
 }
 
-void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *initiator,
+void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *target,
 			  bool failed)
 {
-	struct iscsi_auth_fail *f = fail_slot(s, host, initiator ? initiator : "", failed);
+	struct iscsi_auth_fail *f = fail_slot(s, host, target ? target : "", failed);
 
 	if (!f)
 		return;
@@ -644,6 +719,22 @@ void iscsi_auth_fail_note(struct iscsi_server *s, const char *host, const char *
 	}
 	f->count++;
 	f->last = ev_now(s->loop);
+}
+
+unsigned iscsi_chap_inflight(struct iscsi_server *s, const struct iscsi_conn *c)
+{
+	const struct iscsi_conn *o;
+	unsigned n = 0;
+
+	/* A connection whose failure answer is held back still counts: it
+	 * has had its guess, and closing it early must not free a slot. */
+	for (o = s->conns; o; o = o->next)
+		if (o != c && o->state == CONN_LOGIN && (o->login_chap_step == 1 ||
+		    o->login_chap_step == 2 || o->login_delayed) &&
+		    o->login_discovery == c->login_discovery &&
+		    o->login_target == c->login_target && !strcmp(o->peer_host, c->peer_host))
+			n++;
+	return n;
 }
 
 double iscsi_server_last_rx(const struct iscsi_server *s)

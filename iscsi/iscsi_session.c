@@ -21,6 +21,9 @@
 /* How far outside the window a CmdSN must be to count as an attack
  * rather than a late duplicate (which 4.2.2.1 says to drop silently). */
 #define CMDSN_FAR (1u << 20)
+/* Immediate SCSI commands alive in all sessions together; each session
+ * also holds at most its queue depth of them. */
+#define ISCSI_IMM_TOTAL_MAX 1024u
 
 static inline uint32_t hash_itt(uint32_t itt)
 {
@@ -38,6 +41,56 @@ void iscsi_session_window(struct iscsi_session *s, uint32_t *exp, uint32_t *max)
 	s->MaxCmdSN = m;
 	*exp = s->ExpCmdSN;
 	*max = m;
+}
+
+/*
+ * 4.2.2.1 and 11.5.1: a CmdSN ahead of ExpCmdSN may be used up without a
+ * task waiting on it (its command aborted while held back, a TMF saying it
+ * was lost, a non-SCSI request answered at once).  It is remembered here
+ * so ExpCmdSN steps over it once the gap below closes.  Every CmdSN kept
+ * lies in (ExpCmdSN, MaxCmdSN], fewer than queue_depth apart, so a bitmap
+ * of a power of two at least that big indexes them without clashes, also
+ * across the 2^32 wrap.
+ */
+static void cmdsn_mark_ahead(struct iscsi_session *s, uint32_t cmdsn)
+{
+	uint32_t exp, max, i;
+
+	iscsi_session_window(s, &exp, &max);
+	if (!s->cmdsn_ahead || !sn_lt(exp, cmdsn) || sn_lt(max, cmdsn))
+		return;
+	i = cmdsn & s->ahead_mask;
+	s->cmdsn_ahead[i / 32] |= 1u << (i % 32);
+}
+
+static bool cmdsn_is_ahead(const struct iscsi_session *s, uint32_t cmdsn)
+{
+	uint32_t i = cmdsn & s->ahead_mask;
+
+	return s->cmdsn_ahead && sn_lt(s->ExpCmdSN, cmdsn) &&
+	       (s->cmdsn_ahead[i / 32] & 1u << (i % 32));
+}
+
+static bool cmdsn_take(struct iscsi_session *s, uint32_t cmdsn)
+{
+	uint32_t i = cmdsn & s->ahead_mask;
+	uint32_t bit = 1u << (i % 32);
+
+	if (!s->cmdsn_ahead || !(s->cmdsn_ahead[i / 32] & bit))
+		return false;
+	s->cmdsn_ahead[i / 32] &= ~bit;
+	return true;
+}
+
+static int cmdsn_ahead_alloc(struct iscsi_session *s)
+{
+	uint32_t n = 32;
+
+	while (n < s->queue_depth)
+		n *= 2;
+	s->ahead_mask = n - 1;
+	s->cmdsn_ahead = calloc(n / 32, sizeof(*s->cmdsn_ahead));
+	return s->cmdsn_ahead ? 0 : -ENOMEM;
 }
 
 int iscsi_session_create(struct iscsi_conn *c, struct iscsi_target *t, bool discovery,
@@ -63,7 +116,9 @@ int iscsi_session_create(struct iscsi_conn *c, struct iscsi_target *t, bool disc
 	    asprintf(&s->initiator_port, "%s,i,0x%012llx", c->initiator_name,
 		     (unsigned long long)isid) < 0)
 		s->initiator_port = NULL;
-	if (!s->initiator_name || !s->initiator_port) {
+	s->queue_depth = srv->cfg.max_queue_depth;
+	if (!s->initiator_name || !s->initiator_port || cmdsn_ahead_alloc(s)) {
+		free(s->initiator_port);
 		free(s->initiator_name);
 		free(s);
 		return -ENOMEM;
@@ -71,6 +126,7 @@ int iscsi_session_create(struct iscsi_conn *c, struct iscsi_target *t, bool disc
 	if (!discovery) {
 		s->itn = scsi_itn_attach(t->dev, s->initiator_port);
 		if (!s->itn) {
+			free(s->cmdsn_ahead);
 			free(s->initiator_port);
 			free(s->initiator_name);
 			free(s);
@@ -92,7 +148,6 @@ int iscsi_session_create(struct iscsi_conn *c, struct iscsi_target *t, bool disc
 			break;
 	}
 	s->ExpCmdSN = c->login_cmdsn;
-	s->queue_depth = srv->cfg.max_queue_depth;
 	s->MaxCmdSN = s->ExpCmdSN + s->queue_depth - 1;
 	ev_timer_init(&s->logout_timer, NULL, 0, 0);
 	s->next = srv->sessions;
@@ -119,6 +174,7 @@ void iscsi_session_destroy(struct iscsi_session *s)
 		scsi_itn_detach(s->itn);
 	if (s->tgt)
 		iscsi_target_session_gone(s->tgt);
+	free(s->cmdsn_ahead);
 	free(s->initiator_name);
 	free(s->initiator_port);
 	free(s);
@@ -202,6 +258,11 @@ static void task_unlink(struct iscsi_task *t)
 		s->cmds_window--;
 		t->counted = false;
 	}
+	if (t->imm_counted) {
+		s->nimmediate--;
+		s->srv->nimmediate--;
+		t->imm_counted = false;
+	}
 	t->state = TASK_SENDING;
 }
 
@@ -209,7 +270,11 @@ void iscsi_task_free(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
 
-	if (t->refs || t->in_scsi)
+	/* The holders of iscsi_tmf.c's ownership rule: Data-In PDUs in the
+	 * transmit queue, the SCSI layer, and the connection receiving a
+	 * data segment into the task's buffer.  The last one frees it. */
+	t->dropped = true;
+	if (t->refs || t->in_scsi || c->rx_task == t)
 		return;
 	task_unlink(t);
 	if (t->st.in_iov || t->st.sp)
@@ -226,19 +291,42 @@ void iscsi_conn_task_unref(struct iscsi_task *t)
 	iscsi_task_free(t);
 }
 
+void iscsi_task_rx_release(struct iscsi_conn *c)
+{
+	struct iscsi_task *t = c->rx_task;
+
+	c->rx_task = NULL;
+	if (t && t->dropped)
+		iscsi_task_free(t);
+}
+
 void iscsi_task_abort(struct iscsi_task *t)
 {
+	bool held_back = t->state == TASK_PENDING;
+
 	task_unlink(t);
-	if (t->in_scsi) {
-		t->aborted = true;
-		return;
-	}
-	iscsi_task_free(t);
+	t->aborted = true;
+	/* 11.5.1: the CmdSN of a command aborted while it waited for the
+	 * gap below it is still received. */
+	if (held_back)
+		cmdsn_mark_ahead(t->conn->sess, t->cmdsn);
+	if (!t->in_scsi)
+		iscsi_task_free(t);
 }
 
 static void task_execute(struct iscsi_task *t);
 static void send_r2ts(struct iscsi_task *t);
 static void drain_pending(struct iscsi_session *s);
+
+void iscsi_session_cmdsn_received(struct iscsi_session *s, uint32_t cmdsn)
+{
+	if (cmdsn == s->ExpCmdSN) {
+		s->ExpCmdSN++;
+		drain_pending(s);
+		return;
+	}
+	cmdsn_mark_ahead(s, cmdsn);
+}
 
 int iscsi_session_check_cmdsn(struct iscsi_conn *c, const uint8_t *bhs)
 {
@@ -252,10 +340,9 @@ int iscsi_session_check_cmdsn(struct iscsi_conn *c, const uint8_t *bhs)
 	iscsi_session_window(s, &exp, &max);
 	if (sn_lt(cmdsn, exp) || sn_lt(max, cmdsn))
 		return -1;
-	if (cmdsn == s->ExpCmdSN) {
-		s->ExpCmdSN++;
-		drain_pending(s);
-	}
+	/* Answered at once even when ahead of ExpCmdSN; its CmdSN is kept so
+	 * the commands behind it do not wait for it forever. */
+	iscsi_session_cmdsn_received(s, cmdsn);
 	return 0;
 }
 
@@ -513,12 +600,21 @@ static void task_start(struct iscsi_task *t)
 	}
 }
 
-/* 4.2.2.1: run queued commands whose turn has come. */
+/* 4.2.2.1: run queued commands whose turn has come, and step over CmdSNs
+ * already used up.  A queued task goes first when a hostile initiator used
+ * its CmdSN twice, so it can never be left behind ExpCmdSN. */
 static void drain_pending(struct iscsi_session *s)
 {
-	while (s->pending && s->pending->cmdsn == s->ExpCmdSN) {
+	for (;;) {
 		struct iscsi_task *t = s->pending;
+		bool used = cmdsn_take(s, s->ExpCmdSN);
 
+		if (!t || t->cmdsn != s->ExpCmdSN) {
+			if (!used)
+				return;
+			s->ExpCmdSN++;
+			continue;
+		}
 		s->pending = t->pnext;
 		s->ExpCmdSN++;
 		t->counted = true;
@@ -556,20 +652,14 @@ static uint64_t lun_decode(const uint8_t *l)
 	}
 }
 
-int iscsi_scsi_cmd_data_dest(struct iscsi_conn *c)
+/* The CmdSN and immediate-command checks of a new command: 1 to take it,
+ * 0 when it is dropped or rejected, negative to close the connection. */
+static int cmd_admit(struct iscsi_conn *c, bool imm, uint32_t cmdsn)
 {
 	struct iscsi_session *s = c->sess;
 	const uint8_t *h = c->hdr;
-	bool imm = h[0] & ISCSI_FLAG_IMMEDIATE;
-	uint8_t flags = h[1];
-	uint32_t itt = get_be32(h + 16), edtl = get_be32(h + 20), cmdsn = get_be32(h + 24);
-	bool rd = flags & 0x40, wr = flags & 0x20;
-	struct iscsi_task *t;
 	uint32_t exp, max;
 
-	c->rx_task = NULL;
-	c->rx_discard = true;
-	c->ExpStatSN = get_be32(h + 28);
 	iscsi_session_window(s, &exp, &max);
 	if (!imm && (sn_lt(cmdsn, exp) || sn_lt(max, cmdsn))) {
 		if (cmdsn - max > CMDSN_FAR && exp - cmdsn > CMDSN_FAR) {
@@ -582,10 +672,43 @@ int iscsi_scsi_cmd_data_dest(struct iscsi_conn *c)
 		log_debug("iscsi %s: CmdSN %u outside [%u, %u], ignored", c->peer, cmdsn, exp, max);
 		return 0;
 	}
-	if (imm && s->ninflight > 2 * s->queue_depth) {
+	if (!imm && cmdsn_is_ahead(s, cmdsn)) {
+		/* 11.5.1: a command a TMF already counted as received, or a
+		 * duplicate CmdSN (4.2.2.1): silently dropped. */
+		log_debug("iscsi %s: CmdSN %u already received, ignored", c->peer, cmdsn);
+		return 0;
+	}
+	if (imm && (s->nimmediate >= s->queue_depth ||
+		    s->srv->nimmediate >= ISCSI_IMM_TOTAL_MAX)) {
+		/* 4.2.2.1: immediate commands bypass the CmdSN window, so
+		 * nothing else bounds the tasks (and write buffers) they
+		 * hold.  11.17.1 has a Reject reason for exactly this,
+		 * "Immediate command reject"; it beats a TASK SET FULL
+		 * status because no task is created and the CmdSN window
+		 * is untouched: the session goes on as if it never came. */
 		iscsi_send_reject(c, ISCSI_REJECT_IMMEDIATE, h);
 		return 0;
 	}
+	return 1;
+}
+
+int iscsi_scsi_cmd_data_dest(struct iscsi_conn *c)
+{
+	struct iscsi_session *s = c->sess;
+	const uint8_t *h = c->hdr;
+	bool imm = h[0] & ISCSI_FLAG_IMMEDIATE;
+	uint8_t flags = h[1];
+	uint32_t itt = get_be32(h + 16), edtl = get_be32(h + 20), cmdsn = get_be32(h + 24);
+	bool rd = flags & 0x40, wr = flags & 0x20;
+	struct iscsi_task *t;
+	int rc;
+
+	c->rx_task = NULL;
+	c->rx_discard = true;
+	c->ExpStatSN = get_be32(h + 28);
+	rc = cmd_admit(c, imm, cmdsn);
+	if (rc <= 0)
+		return rc;
 	if (iscsi_task_find(s, itt) || itt == ISCSI_RSVD_TAG) {
 		/* 11.17.1: a task tag already in use. */
 		iscsi_send_reject(c, ISCSI_REJECT_IN_PROGRESS, h);
@@ -638,6 +761,11 @@ int iscsi_scsi_cmd_data_dest(struct iscsi_conn *c)
 			t->unsol_len = edtl < c->params.FirstBurstLength ? edtl :
 									   c->params.FirstBurstLength;
 	}
+	if (imm) {
+		t->imm_counted = true;
+		s->nimmediate++;
+		s->srv->nimmediate++;
+	}
 	t->hnext = s->hash[hash_itt(itt)];
 	s->hash[hash_itt(itt)] = t;
 	t->in_hash = true;
@@ -659,6 +787,14 @@ int iscsi_scsi_cmd_done_rx(struct iscsi_conn *c)
 	if (!t)
 		return 0;
 	t->out_got = c->dsl;
+	if (t->aborted) {
+		/* A reset from another session aborted it while its PDU was
+		 * still arriving: no response (11.5.1), but the command was
+		 * received, so its CmdSN counts.  The receive path frees it. */
+		if (!t->immediate)
+			iscsi_session_cmdsn_received(s, t->cmdsn);
+		return 0;
+	}
 	if (t->immediate) {
 		task_start(t);
 		return 0;
@@ -760,7 +896,8 @@ int iscsi_data_out_pdu(struct iscsi_conn *c)
 	struct iscsi_task *t = c->rx_task;
 	bool final = c->hdr[1] & ISCSI_FLAG_FINAL;
 
-	if (!t)
+	/* Aborted while this Data-Out arrived: the bytes are dropped. */
+	if (!t || t->aborted)
 		return 0;
 	t->out_got += c->dsl;
 	if (c->rx_r2t < 0) {

@@ -23,16 +23,22 @@ static void list_target(struct iscsi_conn *c, struct iscsi_target *t, struct isc
 	iscsi_kv_addf(out, "TargetAddress", "%s,1", c->local_portal);
 }
 
-static void send_targets(struct iscsi_conn *c, const char *val, struct iscsi_kv *out)
+static int send_targets(struct iscsi_conn *c, const char *val, struct iscsi_kv *out)
 {
 	struct iscsi_session *s = c->sess;
 	struct iscsi_target *t;
 
 	if (!s->discovery) {
-		/* 13.3: in a normal session only the session's target. */
-		if (!val[0] || !strcmp(val, "All") || !strcasecmp(val, s->tgt->name))
+		/* Appendix C: All MUST NOT be supported in a normal session;
+		 * an empty value or the session's own name lists only the
+		 * session's target. */
+		if (!strcmp(val, "All")) {
+			log_warn("iscsi %s: SendTargets=All in a normal session, rejected", c->peer);
+			return -EPROTO;
+		}
+		if (!val[0] || !strcasecmp(val, s->tgt->name))
 			list_target(c, s->tgt, out);
-		return;
+		return 0;
 	}
 	for (t = c->srv->targets; t; t = t->next) {
 		if (!iscsi_target_allows(t, s->initiator_name))
@@ -40,6 +46,7 @@ static void send_targets(struct iscsi_conn *c, const char *val, struct iscsi_kv 
 		if (!strcmp(val, "All") || !strcasecmp(val, t->name))
 			list_target(c, t, out);
 	}
+	return 0;
 }
 
 static int text_key(void *arg, const char *key, const char *val)
@@ -47,10 +54,8 @@ static int text_key(void *arg, const char *key, const char *val)
 	struct text_ctx *x = arg;
 	int rc;
 
-	if (!strcmp(key, "SendTargets")) {
-		send_targets(x->c, val, x->out);
-		return 0;
-	}
+	if (!strcmp(key, "SendTargets"))
+		return send_targets(x->c, val, x->out);
 	rc = iscsi_param_negotiate(&x->c->neg, key, val, x->out);
 	if (rc < 0)
 		return rc;

@@ -6,6 +6,18 @@
  * (11.5.1: the response confirms the tasks are gone).  Aborted tasks get
  * no response of their own.  Reset semantics inside the logical unit
  * (reservations, unit attentions) are the SCSI layer's: scsi_tmf().
+ *
+ * Who frees a task.  A LUN or target reset aborts the tasks of every
+ * session of the target (SAM-5 7, RFC 7143 11.5.1), so a task can be
+ * aborted from a connection other than its own, at any point of that
+ * connection's receive.  Aborting therefore only takes the task out of
+ * every session structure (so no later PDU can find it) and marks it
+ * aborted; its memory belongs to whoever still points into it: the
+ * connection receiving a command's immediate data or a Data-Out into its
+ * buffer (conn->rx_task, until that PDU completes or the connection is
+ * freed), the SCSI layer (in_scsi), and queued Data-In PDUs (refs).  The
+ * last of them frees it (iscsi_task_free).  The PDU that completes into
+ * an aborted task is dropped, though its CmdSN still counts.
  */
 #include "iscsi_int.h"
 #include "common/common.h"
@@ -96,14 +108,21 @@ static void abort_session_tasks(struct iscsi_session *s, struct iscsi_tmf_wait *
 }
 
 /* LUN and target resets: every session of the target loses its tasks;
- * other sessions' initiators learn of it by unit attention. */
+ * other sessions' initiators learn of it by unit attention.  Only the
+ * requester's own session spares the TMF's task tag: in another session
+ * the same tag names an unrelated command. */
 static void abort_target_tasks(struct iscsi_conn *c, struct iscsi_tmf_wait *w)
 {
 	struct iscsi_session *s;
 
-	for (s = c->srv->sessions; s; s = s->next)
-		if (s->tgt == c->sess->tgt)
-			abort_session_tasks(s, s == c->sess ? w : NULL, w->itt);
+	for (s = c->srv->sessions; s; s = s->next) {
+		if (s->tgt != c->sess->tgt)
+			continue;
+		if (s == c->sess)
+			abort_session_tasks(s, w, w->itt);
+		else
+			abort_session_tasks(s, NULL, ISCSI_RSVD_TAG);
+	}
 }
 
 int iscsi_tmf_pdu(struct iscsi_conn *c)
@@ -132,11 +151,15 @@ int iscsi_tmf_pdu(struct iscsi_conn *c)
 			abort_one(t, w);
 			break;
 		}
-		/* 11.5.1: a task we never saw whose CmdSN is still ahead of
-		 * us is complete (it will be dropped); otherwise it is gone. */
+		/* 11.5.1: a task we never saw whose CmdSN is in the window
+		 * is complete, and a CmdSN below the TMF's own counts as
+		 * received (the command is dropped if it turns up);
+		 * otherwise the task is gone. */
 		iscsi_session_window(s, &exp, &max);
 		if (!(sn_le(exp, refcmdsn) && sn_le(refcmdsn, max)))
 			w->response = TMF_RSP_NO_TASK;
+		else if (sn_lt(refcmdsn, get_be32(h + 24)))
+			iscsi_session_cmdsn_received(s, refcmdsn);
 		break;
 	case TMF_ABORT_TASK_SET:
 	case TMF_CLEAR_TASK_SET:

@@ -86,8 +86,9 @@ can_login "mutual CHAP target, both secrets right" \
 	"$(obd_url mutual user2 Secret-Two-0002 tgt2 Target-Two-0002)"
 log "per-target CHAP and ACLs enforced"
 
-# Repeated CHAP failures from one initiator are answered more and more slowly (issue 6); other
-# initiators are not slowed down.
+# Repeated CHAP failures from one source to one target are answered more and more slowly
+# (issue 6; keyed by source, not by InitiatorName: Security round 2, S4); a login with the
+# right secret is not slowed down.
 BAD=iqn.2026-11.io.overlaybd.test:guesser
 t0=$(date +%s%N)
 for i in 1 2 3 4; do

@@ -336,12 +336,69 @@ static void test_discovery_continued(void **state)
 	end_conn(c);
 }
 
+/* Send a one-PDU Text request with TEXT (its terminating null included)
+ * on a connection with header digests. */
+static void send_text(struct iscsi_conn *c, const char *text, uint32_t itt)
+{
+	uint8_t req[48 + 4 + 256];
+	size_t len = strlen(text) + 1;
+
+	bhs(req, ISCSI_OP_TEXT_REQ | ISCSI_FLAG_IMMEDIATE, 0x80, (uint32_t)len, itt);
+	put_be32(req + 20, ISCSI_RSVD_TAG);
+	put_be32(req + 24, 1);
+	put_le32(req + 48, crc32c(req, 48));
+	memset(req + 52, 0, pad4(len));
+	memcpy(req + 52, text, len);
+	assert_int_equal(iscsi_conn_feed(c, req, 52 + pad4(len)), 0);
+}
+
+/* S2: RFC 7143 Appendix C: SendTargets=All MUST NOT be supported in a
+ * normal session (Reject, Protocol Error); an empty value and the
+ * session's own name still list the session's target. */
+static void test_send_targets_normal(void **state)
+{
+	static const char *const own[] = { "SendTargets=", "SendTargets=" TGT };
+	struct iscsi_conn *c = logged_in(false);
+	struct pdu p;
+	size_t i;
+
+	send_text(c, "SendTargets=All", 0x41);
+	assert_true(recv_pdu(&p, true));
+	if (p.h[0] != ISCSI_OP_REJECT || p.h[2] != ISCSI_REJECT_PROTOCOL)
+		fail_msg("SendTargets=All in a normal session: expected Reject reason 0x%02x, "
+			 "got opcode 0x%02x reason 0x%02x", ISCSI_REJECT_PROTOCOL, p.h[0], p.h[2]);
+	for (i = 0; i < 2; i++) {
+		send_text(c, own[i], 0x42 + (uint32_t)i);
+		assert_true(recv_pdu(&p, true));
+		assert_int_equal(p.h[0], ISCSI_OP_TEXT_RSP);
+		if (!has_pair(&p, "TargetName=" TGT) || has_pair(&p, "TargetName="
+				"iqn.2026-11.io.overlaybd:padding-target-00"))
+			fail_msg("%s: expected only TargetName=%s, got %u bytes", own[i], TGT, p.dsl);
+	}
+	end_conn(c);
+}
+
 static void test_login_failures(void **state)
 {
 	static const char unknown[] = "InitiatorName=iqn.2026-11.test:unit\0SessionType=Normal\0"
 				      "TargetName=iqn.2026-11.io.overlaybd:nope\0";
 	static const char noname[] = "SessionType=Normal\0TargetName=" TGT "\0";
 	static const char badtype[] = "InitiatorName=iqn.2026-11.test:unit\0SessionType=Weird\0";
+	/* S1: a repeated name, and declarations outside RFC 7143 13.12. */
+	static const char twice_iname[] = "InitiatorName=iqn.2026-11.test:unit\0"
+					  "InitiatorName=iqn.2026-11.test:other\0"
+					  "SessionType=Normal\0TargetName=" TGT "\0";
+	static const char twice_tname[] = "InitiatorName=iqn.2026-11.test:unit\0"
+					  "TargetName=" TGT "\0SessionType=Normal\0"
+					  "TargetName=iqn.2026-11.io.overlaybd:padding-target-01\0";
+	/* S5: a name with a line break (a forged log line) or of no type. */
+	static const char nl_iname[] = "InitiatorName=iqn.2026-11.test:unit\n"
+				       "[fake] login ok\0SessionType=Normal\0TargetName=" TGT "\0";
+	static const char untyped[] = "InitiatorName=unit-initiator\0SessionType=Discovery\0";
+	static const char mrdsl_neg[] = "InitiatorName=iqn.2026-11.test:unit\0SessionType=Normal\0"
+					"TargetName=" TGT "\0MaxRecvDataSegmentLength=-1\0";
+	static const char mrdsl_big[] = "InitiatorName=iqn.2026-11.test:unit\0SessionType=Normal\0"
+					"TargetName=" TGT "\0MaxRecvDataSegmentLength=16777216\0";
 	static const struct {
 		const char *text;
 		size_t len;
@@ -351,6 +408,12 @@ static void test_login_failures(void **state)
 		{ unknown, sizeof(unknown) - 1, 0x87, 0, ISCSI_LOGIN_NOT_FOUND },
 		{ noname, sizeof(noname) - 1, 0x87, 0, ISCSI_LOGIN_MISSING_PARAM },
 		{ badtype, sizeof(badtype) - 1, 0x87, 0, ISCSI_LOGIN_SESSION_TYPE },
+		{ twice_iname, sizeof(twice_iname) - 1, 0x87, 0, ISCSI_LOGIN_INITIATOR_ERROR },
+		{ twice_tname, sizeof(twice_tname) - 1, 0x87, 0, ISCSI_LOGIN_INITIATOR_ERROR },
+		{ nl_iname, sizeof(nl_iname) - 1, 0x87, 0, ISCSI_LOGIN_INITIATOR_ERROR },
+		{ untyped, sizeof(untyped) - 1, 0x87, 0, ISCSI_LOGIN_INITIATOR_ERROR },
+		{ mrdsl_neg, sizeof(mrdsl_neg) - 1, 0x87, 0, ISCSI_LOGIN_INITIATOR_ERROR },
+		{ mrdsl_big, sizeof(mrdsl_big) - 1, 0x87, 0, ISCSI_LOGIN_INITIATOR_ERROR },
 		{ normal_login, sizeof(normal_login) - 1, 0x87, 1, ISCSI_LOGIN_UNSUPPORTED_VERSION },
 		/* T and C together. */
 		{ normal_login, sizeof(normal_login) - 1, 0xc7, 0, ISCSI_LOGIN_INITIATOR_ERROR },
@@ -368,7 +431,9 @@ static void test_login_failures(void **state)
 		iscsi_conn_feed(c, req, n);
 		assert_true(recv_pdu(&p, false));
 		assert_int_equal(p.h[0], ISCSI_OP_LOGIN_RSP);
-		assert_int_equal(get_be16(p.h + 36), cases[i].status);
+		if (get_be16(p.h + 36) != cases[i].status)
+			fail_msg("login case %zu: expected status 0x%04x, got 0x%04x", i,
+				 cases[i].status, get_be16(p.h + 36));
 		assert_true(peer_closed());
 		end_conn(c);
 	}
@@ -393,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_nop_echo_and_digest),
 		cmocka_unit_test(test_dsl_above_max),
 		cmocka_unit_test(test_discovery_continued),
+		cmocka_unit_test(test_send_targets_normal),
 		cmocka_unit_test(test_login_failures),
 		cmocka_unit_test(test_opcode_during_login),
 	};
