@@ -1,13 +1,14 @@
 /*
  * cache: the registry's local storage (config.md 5 and 6, issue 4).
  *
- * Owns the disk cache of remote blobs (one sparse file per blob, named by
- * digest, plus a persistent bitmap of fill units that hold verified,
- * durable data), its eviction, and the background download of whole blobs
- * to a layer's dir.  It knows nothing of HTTP: bytes it lacks come from a
- * fetch callback.  A unit never counts as present before its data is on
- * disk, so a crash can lose cached data but never serve wrong bytes; and a
- * cache that cannot be written never fails a read.
+ * Owns the disk cache of remote blobs (one sparse file per blob and
+ * origin, named by digest, plus a persistent bitmap of fill units that
+ * hold verified, durable data; docs/cache.md), its eviction, and the
+ * background download of whole blobs to a layer's dir.  It knows nothing
+ * of HTTP: bytes it lacks come from a fetch callback.  A unit never counts
+ * as present before its data is on disk, so a crash can lose cached data
+ * but never serve wrong bytes; and a cache that cannot be written never
+ * fails a read.
  */
 #ifndef OBD_CACHE_H
 #define OBD_CACHE_H
@@ -40,12 +41,19 @@ void cache_store_evict(struct cache_store *s);
 /* Bytes of cached data (units present) across every blob. */
 uint64_t cache_store_usage(struct cache_store *s);
 
+/*
+ * Entries are per ORIGIN (docs/cache.md): an opaque string naming where
+ * the bytes come from (the registry gives scheme://host:port/repo-path).
+ * An origin is trusted to serve the right bytes for a digest only for its
+ * own entries: the same digest from two origins is two entries.
+ */
 /* Size recorded for DIGEST by an earlier open (its map header): 0 or
  * -ENOENT.  Lets a restart open cached blobs while the origin is away. */
-int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size);
+int cache_known_size(struct cache_store *s, const char *origin, const char *digest,
+		     uint64_t *size);
 
 /* DIGEST is "algo:hex"; SIZE the blob's exact size. */
-int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
+int cache_blob_open(struct cache_store *s, const char *origin, const char *digest, uint64_t size,
 		    struct cache_blob **out);
 void cache_blob_close(struct cache_blob *b);
 /* Thread-safe, blocking.  Serves from disk, fills missing units through

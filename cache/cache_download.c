@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +30,9 @@
 /* O_DIRECT alignment of offsets, lengths and buffers (the common logical
  * block size; a device with larger blocks makes writes fall back). */
 #define DIRECT_ALIGN 4096u
+/* Names inside the layer's dir (config.md 6). */
+#define DL_TMP_NAME ".download"
+#define DL_FINAL_NAME "overlaybd.commit"
 
 enum dl_state { DL_WAITING, DL_RUNNING, DL_DONE, DL_FAILED };
 
@@ -124,17 +128,68 @@ static bool block_present(int fd, uint64_t off, uint64_t len)
 	return hole >= 0 && (uint64_t)hole >= off + len;
 }
 
-static int sync_dir(const char *dir)
+/*
+ * The layer's dir may be writable by others than us (root): every name in
+ * it is opened relative to a descriptor of the dir itself, never
+ * following a symlink, so a planted DIR/.download -> /etc/shadow (or a
+ * hard link to it) cannot make us truncate and overwrite another file.
+ */
+static int open_layer_dir(const char *dir)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err = 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fd < 0)
+	if (dfd < 0)
+		log_warn("download: cannot open the layer dir %s: %s", dir, strerror(errno));
+	return dfd < 0 ? -errno : dfd;
+}
+
+/* Only a regular file with one link that we own holds an earlier run's
+ * bytes; anything else in its place was put there by someone else. */
+static bool ours(int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	       st.st_uid == geteuid();
+}
+
+/* DIR/.download for writing: the partial file of an earlier run, or a new
+ * one in place of whatever else has the name.  fd or -errno. */
+static int open_partial(int dfd, const char *dir)
+{
+	int fd = openat(dfd, DL_TMP_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0 && ours(fd))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	/* A symlink (ELOOP), a hard link, a fifo or another user's file:
+	 * drop the name, not what it points to, and start afresh. */
+	log_warn("download: %s/%s is not a file of ours: replacing it", dir, DL_TMP_NAME);
+	if (unlinkat(dfd, DL_TMP_NAME, 0) && errno != ENOENT) {
+		log_warn("download: cannot remove %s/%s: %s", dir, DL_TMP_NAME, strerror(errno));
 		return -errno;
-	if (fsync(fd))
-		err = -errno;
-	close(fd);
-	return err;
+	}
+	fd = openat(dfd, DL_TMP_NAME, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		log_warn("download: cannot create %s/%s: %s", dir, DL_TMP_NAME, strerror(errno));
+	return fd < 0 ? -errno : fd;
+}
+
+/* A second descriptor of FD's file for O_DIRECT writes, or -1: reopened by
+ * name, so it must turn out to be the same file. */
+static int open_direct(int dfd, int fd)
+{
+	struct stat a, b;
+	int dio = openat(dfd, DL_TMP_NAME, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dio < 0)
+		return -1;
+	if (fstat(fd, &a) || fstat(dio, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(dio);
+		return -1;
+	}
+	return dio;
 }
 
 static bool cancelled(struct cache_dl_job *j)
@@ -282,12 +337,11 @@ static void *pipe_thread(void *arg)
 	}
 }
 
-static int pipe_start(struct dl_pipe *p, int fd, const char *path, uint64_t group,
-		      io_context_t aio)
+static int pipe_start(struct dl_pipe *p, int fd, int dio, uint64_t group, io_context_t aio)
 {
 	memset(p, 0, sizeof(*p));
 	p->fd = fd;
-	p->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	p->dfd = dio;
 	p->aio = aio;
 	p->md = EVP_MD_CTX_new();
 	if (posix_memalign((void **)&p->buf[0], DIRECT_ALIGN, group))
@@ -391,22 +445,21 @@ static enum blk_kind blk_kind(struct cache_dl_job *j, int fd, char *buf, uint64_
 }
 
 /* One attempt; 0 when DIR/overlaybd.commit holds the verified blob. */
-static int download_once(struct cache_dl_job *j, const char *tmp, const char *final)
+static int download_once(struct cache_dl_job *j, int dirfd)
 {
 	uint64_t size = j->src.size, bs = j->o.block_size, rate, t0, t1, t2, off, group;
 	uint64_t fetched = 0;
 	char sum[80];
 	struct dl_pipe p;
+	struct stat st;
 	int fd, err = 0, perr;
 
-	if (!access(final, F_OK))
+	/* A symlink or other non-file there is replaced by the rename. */
+	if (!fstatat(dirfd, DL_FINAL_NAME, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
 		return 0;
-	fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		err = -errno;
-		log_warn("download: cannot create %s: %s", tmp, strerror(errno));
-		return err;
-	}
+	fd = open_partial(dirfd, j->dir);
+	if (fd < 0)
+		return fd;
 	if (ftruncate(fd, size)) {
 		err = -errno;
 		goto out;
@@ -421,9 +474,13 @@ static int download_once(struct cache_dl_job *j, const char *tmp, const char *fi
 		group = rate / 10 > bs ? rate / 10 / bs * bs : bs;
 	if (group < bs)
 		group = bs;
-	err = pipe_start(&p, fd, tmp, group, j->d->aio);
-	if (err)
-		goto out;
+	{
+		int dio = open_direct(dirfd, fd);
+
+		err = pipe_start(&p, fd, dio, group, j->d->aio);
+		if (err)
+			goto out;
+	}
 	t0 = now_ms();
 	for (off = 0; off < size && !err;) {
 		uint64_t b = size - off < bs ? size - off : bs, len;
@@ -486,15 +543,16 @@ static int download_once(struct cache_dl_job *j, const char *tmp, const char *fi
 		 " ms, synced in %" PRIu64 " ms", j->digest, fetched >> 10, t1 - t0, t2 - t1);
 	if (strcmp(sum, j->digest)) {
 		log_error("download: %s: sha256 mismatch (got %s), discarding", j->digest, sum);
-		unlink(tmp);
+		unlinkat(dirfd, DL_TMP_NAME, 0);
 		err = -EBADMSG;
 		goto out;
 	}
-	if (rename(tmp, final)) {
+	/* renameat replaces a symlink at the final name, never its target. */
+	if (renameat(dirfd, DL_TMP_NAME, dirfd, DL_FINAL_NAME)) {
 		err = -errno;
 		goto out;
 	}
-	sync_dir(j->dir);
+	fsync(dirfd);
 out:
 	if (err && err != -ECANCELED && err != -EBADMSG)
 		log_warn("download: %s into %s: %s", j->digest, j->dir, strerror(-err));
@@ -504,14 +562,16 @@ out:
 
 static void run_job(struct cache_dl_job *j)
 {
-	char tmp[PATH_MAX], final[PATH_MAX];
-	int err;
+	char final[PATH_MAX];
+	int err, dirfd;
 
-	snprintf(tmp, sizeof(tmp), "%s/.download", j->dir);
-	snprintf(final, sizeof(final), "%s/overlaybd.commit", j->dir);
+	snprintf(final, sizeof(final), "%s/" DL_FINAL_NAME, j->dir);
 	log_info("download: %s into %s (attempt %u of %u)", j->digest, j->dir, j->attempts + 1,
 		 j->o.try_cnt);
-	err = download_once(j, tmp, final);
+	dirfd = open_layer_dir(j->dir);
+	err = dirfd < 0 ? dirfd : download_once(j, dirfd);
+	if (dirfd >= 0)
+		close(dirfd);
 	if (!err && cancelled(j))
 		err = -ECANCELED;
 	if (!err) {

@@ -12,11 +12,13 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,11 +56,21 @@ static bool drop_closed(struct cache_store *s)
 	b = *victim;
 	*victim = b->next;
 	s->usage -= b->bytes;
-	if (!cache_blob_paths(s, b->digest, data, map, sizeof(data))) {
-		/* Map first: a data file without a map is never trusted. */
+	if (!cache_blob_paths(s, b->ns, b->digest, data, map, sizeof(data))) {
+		struct stat st;
+		int fd;
+
+		/* Map first: a data file without a map is never trusted.
+		 * Truncate before the unlink frees the space even while
+		 * someone holds the file open; never through a link. */
 		unlink(map);
-		if (truncate(data, 0) == 0 || errno != ENOENT)
-			unlink(data);
+		fd = open(data, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			if (!fstat(fd, &st) && S_ISREG(st.st_mode) && ftruncate(fd, 0))
+				log_warn("cache: cannot truncate %s: %s", data, strerror(errno));
+			close(fd);
+		}
+		unlink(data);
 	}
 	log_info("cache: evicted %s (%" PRIu64 " KiB)", b->digest, b->bytes >> 10);
 	cache_blob_free(b);

@@ -1,6 +1,7 @@
 /*
- * cache_file: one cached blob.  <dir>/<digest> is a sparse file at blob
- * offsets; <dir>/<digest>.map records which fill units hold durable data.
+ * cache_file: one cached blob.  <dir>/<origin>/<digest> is a sparse file
+ * at blob offsets; <dir>/<origin>/<digest>.map records which fill units
+ * hold durable data (docs/cache.md).
  * A miss claims its missing units (others that need them wait: single
  * flight), fetches each run in one request, writes it, and marks it present
  * in memory; the on-disk bit follows only after fdatasync of the data, so a
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ uint64_t cache_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool digest_ok(const char *d)
+bool cache_digest_ok(const char *d)
 {
 	const char *colon = strchr(d, ':');
 
@@ -55,14 +57,48 @@ static bool digest_ok(const char *d)
 	return true;
 }
 
-int cache_blob_paths(struct cache_store *s, const char *digest, char *data, char *map, size_t len)
+void cache_ns_name(const char *origin, char ns[CACHE_NS_LEN + 1])
 {
-	if (!digest_ok(digest))
+	unsigned char h[EVP_MAX_MD_SIZE];
+	unsigned int hl = 0;
+
+	EVP_Digest(origin, strlen(origin), h, &hl, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < CACHE_NS_LEN / 2; i++)
+		snprintf(ns + 2 * i, 3, "%02x", h[i]);
+}
+
+bool cache_ns_ok(const char *name)
+{
+	size_t n = strspn(name, "0123456789abcdef");
+
+	return n == CACHE_NS_LEN && !name[n];
+}
+
+int cache_blob_paths(struct cache_store *s, const char *ns, const char *digest, char *data,
+		     char *map, size_t len)
+{
+	if (!cache_digest_ok(digest) || !cache_ns_ok(ns))
 		return -EINVAL;
-	if ((size_t)snprintf(data, len, "%s/%s", s->dir, digest) >= len ||
-	    (size_t)snprintf(map, len, "%s/%s.map", s->dir, digest) >= len)
+	if ((size_t)snprintf(data, len, "%s/%s/%s", s->dir, ns, digest) >= len ||
+	    (size_t)snprintf(map, len, "%s/%s/%s.map", s->dir, ns, digest) >= len)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+/* The origin's subdirectory, made on its first blob: a real directory, not
+ * a link someone put in its place. */
+static int make_ns_dir(struct cache_store *s, const char *ns)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", s->dir, ns) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return -errno;
+	if (lstat(path, &st))
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 static void warn_unwritable(struct cache_blob *b, int err)
@@ -181,19 +217,26 @@ static int load_map(struct cache_blob *b, const char *data, const char *map)
 	bool fresh = true;
 	struct stat st;
 
-	b->map_fd = open(map, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Never through a link planted in the cache dir (cache_store.c). */
+	b->map_fd = open(map, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (b->map_fd < 0)
 		return -errno;
+	if (fstat(b->map_fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
 	if (pread(b->map_fd, &h, sizeof(h), 0) == sizeof(h) &&
 	    !memcmp(h.magic, CACHE_MAP_MAGIC, 8) && h.unit == b->s->unit && h.size == b->size &&
 	    pread(b->map_fd, b->dmap, mlen, CACHE_MAP_HDR) == (ssize_t)mlen &&
 	    pread(b->map_fd, b->crc, clen, crc_off) == (ssize_t)clen)
 		fresh = false;
-	b->fd = open(data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	b->fd = open(data, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (b->fd < 0)
 		return -errno;
 	if (fstat(b->fd, &st))
 		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
 	if (fresh || (uint64_t)st.st_size != b->size) {
 		/* Unknown state: start empty.  Drop the data before the map
 		 * claims anything about it. */
@@ -225,21 +268,24 @@ static uint64_t count_bits(const uint8_t *m, uint64_t n)
 	return c;
 }
 
-int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
+int cache_blob_open(struct cache_store *s, const char *origin, const char *digest, uint64_t size,
 		    struct cache_blob **out)
 {
-	char data[PATH_MAX], map[PATH_MAX];
+	char data[PATH_MAX], map[PATH_MAX], ns[CACHE_NS_LEN + 1];
 	struct cache_blob *b;
 	uint64_t mlen;
 	int err;
 
-	err = cache_blob_paths(s, digest, data, map, sizeof(data));
+	cache_ns_name(origin, ns);
+	err = cache_blob_paths(s, ns, digest, data, map, sizeof(data));
+	if (!err)
+		err = make_ns_dir(s, ns);
 	if (err)
 		return err;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		for (b = s->blobs; b; b = b->next)
-			if (!strcmp(b->digest, digest))
+			if (!strcmp(b->digest, digest) && !strcmp(b->ns, ns))
 				break;
 		/* Two devices open one layer at once, or one opens it while
 		 * another's last close tears it down: until that settles the
@@ -269,6 +315,7 @@ int cache_blob_open(struct cache_store *s, const char *digest, uint64_t size,
 			return -ENOMEM;
 		}
 		b->s = s;
+		memcpy(b->ns, ns, sizeof(b->ns));
 		b->next = s->blobs;
 		s->blobs = b;
 	}

@@ -40,10 +40,14 @@ static inline uint64_t cache_map_crc_off(uint64_t nunits)
 	return CACHE_MAP_HDR + (((nunits + 7) / 8 + 7) & ~(uint64_t)7);
 }
 
+/* An origin's subdirectory: this many hex digits of its sha256. */
+#define CACHE_NS_LEN 32u
+
 /* One cached blob, open or not: the store keeps every one for LRU. */
 struct cache_blob {
 	struct cache_store *s;
 	struct cache_blob *next;
+	char ns[CACHE_NS_LEN + 1]; /* origin subdirectory */
 	char *digest;
 	uint64_t size;
 	uint64_t nunits;
@@ -120,9 +124,16 @@ static inline void bit_clear(uint8_t *m, uint64_t i)
 
 uint64_t cache_now_ms(void);
 /* cache_file.c */
+/* "algo:hex" in the characters a digest may hold: the only names the
+ * cache gives its files (plus ".map"), so the only ones it removes. */
+bool cache_digest_ok(const char *d);
 void cache_blob_free(struct cache_blob *b);
 int cache_blob_flush(struct cache_blob *b);
-int cache_blob_paths(struct cache_store *s, const char *digest, char *data, char *map, size_t len);
+/* The subdirectory name of ORIGIN's entries (CACHE_NS_LEN hex digits). */
+void cache_ns_name(const char *origin, char ns[CACHE_NS_LEN + 1]);
+bool cache_ns_ok(const char *name);
+int cache_blob_paths(struct cache_store *s, const char *ns, const char *digest, char *data,
+		     char *map, size_t len);
 /* Drop an open blob's cached data: bits cleared durably, then holes. */
 int cache_blob_punch(struct cache_blob *b);
 /* Fetch units [U, U+N), claimed (filling) by the caller, into the cache

@@ -1,7 +1,8 @@
 /*
- * cache_store: the cache directory.  Knows every blob file in it (open or
- * not) with its cached bytes and last use, which is what eviction needs;
- * at start-up it rescans the directory so a restart keeps the cache.
+ * cache_store: the cache directory, one subdirectory per origin
+ * (docs/cache.md).  Knows every blob file in it (open or not) with its
+ * cached bytes and last use, which is what eviction needs; at start-up it
+ * rescans the directory so a restart keeps the cache.
  */
 #include "cache_int.h"
 #include "common/common.h"
@@ -24,7 +25,7 @@ static int64_t map_units(int dfd, const char *name, uint32_t unit)
 	uint8_t buf[4096];
 	int64_t n = 0;
 	uint64_t off = CACHE_MAP_HDR, end;
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	ssize_t r;
 
 	if (fd < 0)
@@ -46,10 +47,102 @@ static int64_t map_units(int dfd, const char *name, uint32_t unit)
 	return n;
 }
 
+/* A regular file (never a symlink's target) of that name in DFD. */
+static bool is_file(int dfd, const char *name, struct stat *st)
+{
+	return !fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st->st_mode);
+}
+
+/* One "<digest>.map" (NAME, of length N) in origin dir NS (fd DFD): an
+ * entry, or both files go. */
+static void scan_map(struct cache_store *s, const char *ns, int dfd, const char *name, size_t n)
+{
+	char data[NAME_MAX + 1];
+	struct cache_blob *b;
+	struct stat st;
+	int64_t units;
+
+	memcpy(data, name, n - 4);
+	data[n - 4] = 0;
+	if (!cache_digest_ok(data))
+		return;
+	units = map_units(dfd, name, s->unit);
+	if (units < 0 || !is_file(dfd, data, &st)) {
+		/* unlinkat removes a name, never what a link points to. */
+		unlinkat(dfd, data, 0);
+		unlinkat(dfd, name, 0);
+		return;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b || !(b->digest = strdup(data))) {
+		free(b);
+		return;
+	}
+	b->s = s;
+	memcpy(b->ns, ns, sizeof(b->ns));
+	b->fd = b->map_fd = -1;
+	b->bytes = (uint64_t)units * s->unit;
+	/* Older files first: mtime orders the LRU after a restart. */
+	b->atime_ms = 0;
+	b->next = s->blobs;
+	s->blobs = b;
+	s->usage += b->bytes;
+}
+
+/* One origin's dir: "<digest>.map" with a valid header becomes an entry;
+ * a data file without a usable map (or maps with another unit size) is a
+ * leftover of another configuration and goes. */
+static void scan_ns(struct cache_store *s, int top, const char *ns)
+{
+	int dfd = openat(top, ns, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char map[NAME_MAX + 8];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (n > 4 && !strcmp(de->d_name + n - 4, ".map")) {
+			scan_map(s, ns, dirfd(d), de->d_name, n);
+			continue;
+		}
+		if (!cache_digest_ok(de->d_name) || !is_file(dirfd(d), de->d_name, &st))
+			continue;
+		snprintf(map, sizeof(map), "%s.map", de->d_name);
+		if (fstatat(dirfd(d), map, &st, AT_SYMLINK_NOFOLLOW))
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* "<digest>" or "<digest>.map" right in the cache dir. */
+static bool flat_name(const char *name)
+{
+	char base[NAME_MAX + 1];
+	size_t n = strlen(name);
+
+	if (n > 4 && !strcmp(name + n - 4, ".map")) {
+		memcpy(base, name, n - 4);
+		base[n - 4] = 0;
+		return cache_digest_ok(base);
+	}
+	return cache_digest_ok(name);
+}
+
 /*
- * Every "<digest>.map" with a valid header becomes an entry; data files
- * without a usable map (or maps with another unit size) are leftovers of
- * another configuration and go.
+ * The cache dir holds one subdirectory per origin (docs/cache.md).  Files
+ * of the old flat layout (<dir>/<digest>) carry no origin, so no spec may
+ * trust them: they are removed, never served.  Only names the cache gives
+ * its files are ever removed (registryCacheDir may hold other things), and
+ * no symlink is followed: whoever planted one gets its name removed at most.
  */
 static void scan(struct cache_store *s)
 {
@@ -59,43 +152,15 @@ static void scan(struct cache_store *s)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char name[NAME_MAX + 1];
-		size_t n = strlen(de->d_name);
-		struct cache_blob *b;
 		struct stat st;
-		int64_t units;
 
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if (n > 4 && !strcmp(de->d_name + n - 4, ".map")) {
-			memcpy(name, de->d_name, n - 4);
-			name[n - 4] = 0;
-			units = map_units(dirfd(d), de->d_name, s->unit);
-			if (units < 0 || fstatat(dirfd(d), name, &st, 0)) {
-				unlinkat(dirfd(d), name, 0);
-				unlinkat(dirfd(d), de->d_name, 0);
-				continue;
-			}
-			b = calloc(1, sizeof(*b));
-			if (!b || !(b->digest = strdup(name))) {
-				free(b);
-				continue;
-			}
-			b->s = s;
-			b->fd = b->map_fd = -1;
-			b->bytes = (uint64_t)units * s->unit;
-			/* Older files first: mtime orders the LRU after a restart. */
-			b->atime_ms = 0;
-			b->next = s->blobs;
-			s->blobs = b;
-			s->usage += b->bytes;
-		} else {
-			char map[NAME_MAX + 8];
-
-			snprintf(map, sizeof(map), "%s.map", de->d_name);
-			if (faccessat(dirfd(d), map, F_OK, 0))
-				unlinkat(dirfd(d), de->d_name, 0);
-		}
+		if (S_ISDIR(st.st_mode) && cache_ns_ok(de->d_name))
+			scan_ns(s, dirfd(d), de->d_name);
+		else if (S_ISREG(st.st_mode) && flat_name(de->d_name))
+			unlinkat(dirfd(d), de->d_name, 0);
 	}
 	closedir(d);
 }
@@ -172,20 +237,23 @@ uint64_t cache_store_usage(struct cache_store *s)
 	return u;
 }
 
-int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size)
+int cache_known_size(struct cache_store *s, const char *origin, const char *digest,
+		     uint64_t *size)
 {
-	char data[PATH_MAX], map[PATH_MAX];
+	char data[PATH_MAX], map[PATH_MAX], ns[CACHE_NS_LEN + 1];
 	struct cache_map_hdr h;
 	struct cache_blob *b;
-	int fd, err = cache_blob_paths(s, digest, data, map, sizeof(data));
+	int fd, err;
 
+	cache_ns_name(origin, ns);
+	err = cache_blob_paths(s, ns, digest, data, map, sizeof(data));
 	if (err)
 		return err;
 	/* Only a blob with data counts: a map is created before the first
 	 * fetch, which may have been refused. */
 	pthread_mutex_lock(&s->lock);
 	for (b = s->blobs; b; b = b->next)
-		if (!strcmp(b->digest, digest))
+		if (!strcmp(b->digest, digest) && !strcmp(b->ns, ns))
 			break;
 	if (!b || !b->bytes) {
 		pthread_mutex_unlock(&s->lock);
@@ -197,7 +265,7 @@ int cache_known_size(struct cache_store *s, const char *digest, uint64_t *size)
 		return 0;
 	}
 	pthread_mutex_unlock(&s->lock);
-	fd = open(map, O_RDONLY | O_CLOEXEC);
+	fd = open(map, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -ENOENT;
 	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || memcmp(h.magic, CACHE_MAP_MAGIC, 8) ||

@@ -379,7 +379,8 @@ static void url_escape(const char *s, char *out, size_t len)
 /* distribution token spec: GET realm?service=S&scope=SC, Basic credentials
  * when we have any; the reply carries token (or access_token), expires_in. */
 static int fetch_token(struct reg_ctx *c, const struct reg_challenge *ch, const char *user,
-		       const char *pass, char *hdr, size_t hlen, uint64_t *expires_ms)
+		       const char *pass, bool deny_local, char *hdr, size_t hlen,
+		       uint64_t *expires_ms)
 {
 	char url[4096], svc[768], scope[2048], basic[1500];
 	struct reg_http_req r;
@@ -406,6 +407,9 @@ static int fetch_token(struct reg_ctx *c, const struct reg_challenge *ch, const 
 		memset(&r, 0, sizeof(r));
 		r.url = url;
 		r.auth = basic[0] ? basic : NULL;
+		/* The realm comes from the registry's challenge: like a
+		 * redirect, it may not lead from afar into this host. */
+		r.deny_local = deny_local;
 		reg_http_do(c, &r);
 		if (reg_classify(&r, &err) == REG_RETRY) {
 			long ra = r.retry_after;
@@ -450,7 +454,7 @@ static int fetch_token(struct reg_ctx *c, const struct reg_challenge *ch, const 
 }
 
 int reg_auth_refresh(struct reg_ctx *c, const char *repo_url, const char *blob_url,
-		     const char *www_auth, const struct reg_auth_state *st)
+		     const char *www_auth, const struct reg_auth_state *st, bool deny_local)
 {
 	struct reg_auth_entry *e;
 	struct reg_challenge ch;
@@ -491,7 +495,7 @@ int reg_auth_refresh(struct reg_ctx *c, const char *repo_url, const char *blob_u
 			err = basic_header(user, pass, hdr, sizeof(hdr));
 		}
 	} else {
-		err = fetch_token(c, &ch, user, pass, hdr, sizeof(hdr), &expires);
+		err = fetch_token(c, &ch, user, pass, deny_local, hdr, sizeof(hdr), &expires);
 		if (err == -EPERM)
 			log_warn("registry: token server refused the credentials for %s", blob_url);
 	}

@@ -10,6 +10,7 @@
 #include "cache/cache.h"
 #include "common/common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +25,7 @@ struct reg_blob {
 	struct reg_ctx *c;
 	char *url;    /* repoBlobUrl/digest */
 	char *repo;   /* repoBlobUrl: the key for credentials and tokens */
+	char *origin; /* scheme://host:port/path of repo: the cache's namespace */
 	char *digest;
 	char *name;
 	struct reg_redirect rd;
@@ -32,10 +34,49 @@ struct reg_blob {
 	int local_fd; /* >= 0 once switched to the downloaded copy */
 	int refs;     /* the opener's, plus one while a download job holds it */
 	int last_err; /* reason of the last failed remote read */
+	int registry_public; /* the registry answered from a non-local address */
 	uint64_t remote_bytes, remote_reqs;
 };
 
 static const struct bdev_file_ops reg_blob_ops;
+
+/*
+ * The cache trusts a registry with a digest's bytes only for what that
+ * registry served (docs/cache.md): entries are kept per origin, the blob
+ * URL's scheme, host, port and repository path.  Two spellings of one
+ * registry ("HTTP://Reg", "http://reg:80/") are one origin; credentials,
+ * query and fragment are not part of it.  NULL when out of memory.
+ */
+static char *origin_of(const char *repo)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *o = NULL;
+
+	if (u && !curl_url_set(u, CURLUPART_URL, repo, 0) &&
+	    !curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) &&
+	    !curl_url_get(u, CURLUPART_HOST, &host, 0) &&
+	    !curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) &&
+	    !curl_url_get(u, CURLUPART_PATH, &path, 0)) {
+		size_t pl = strlen(path);
+
+		for (char *h = host; *h; h++)
+			*h = tolower((unsigned char)*h);
+		while (pl > 1 && path[pl - 1] == '/')
+			pl--;
+		if (asprintf(&o, "%s://%s:%s%.*s", scheme, host, port, (int)pl, path) < 0)
+			o = NULL;
+	} else {
+		/* Not a URL curl can parse: nothing will be fetched from it
+		 * anyway, and the text itself still separates origins. */
+		o = strdup(repo);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return o;
+}
 
 bool reg_blob_is(struct bdev_file *f)
 {
@@ -58,21 +99,59 @@ static bool auth_more(unsigned *tries, const struct reg_auth_state *st)
 	return *tries <= 3;
 }
 
-/* One ranged GET to URL: done, or the verdict says what to do next. */
+/*
+ * A registry on another host may not send us into this one: a redirect
+ * from it to a loopback or link-local address would turn the daemon into
+ * its proxy to local services (SSRF).  A registry that is itself local
+ * may hand out local storage URLs (a test setup, a pull-through cache).
+ * Learned from the address each registry response came from.
+ */
+static void note_registry_peer(struct reg_blob *b, const struct reg_http_req *r)
+{
+	if (r->peer_ip[0] && !reg_addr_is_local(r->peer_ip))
+		__atomic_store_n(&b->registry_public, 1, __ATOMIC_RELAXED);
+}
+
+static bool registry_is_public(struct reg_blob *b)
+{
+	return __atomic_load_n(&b->registry_public, __ATOMIC_RELAXED);
+}
+
+static void storage_req(struct reg_blob *b, struct reg_http_req *r)
+{
+	r->deny_local = registry_is_public(b);
+}
+
+/* A redirect target we follow: http(s) only (reg_redirect.c). */
+static bool follow_ok(struct reg_blob *b, const char *target)
+{
+	if (reg_redirect_scheme_ok(target))
+		return true;
+	log_warn("registry: %s redirected to %.64s: only http and https are followed", b->url,
+		 target);
+	return false;
+}
+
+/* One ranged GET to URL: done, or the verdict says what to do next.
+ * STORAGE: URL is a redirect target, not the registry. */
 static enum reg_verdict get_range(struct reg_blob *b, const char *url, const char *auth,
-				  void *buf, size_t len, uint64_t off, struct reg_http_req *r,
-				  int *err)
+				  bool storage, void *buf, size_t len, uint64_t off,
+				  struct reg_http_req *r, int *err)
 {
 	enum reg_verdict v;
 
 	memset(r, 0, sizeof(*r));
 	r->url = url;
 	r->auth = auth && *auth ? auth : NULL;
+	if (storage)
+		storage_req(b, r);
 	r->range_off = off;
 	r->range_len = len;
 	r->buf = buf;
 	r->buf_len = len;
 	reg_http_do(b->c, r);
+	if (!storage)
+		note_registry_peer(b, r);
 	__atomic_add_fetch(&b->remote_reqs, 1, __ATOMIC_RELAXED);
 	v = reg_classify(r, err);
 	if (v != REG_OK)
@@ -117,7 +196,7 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 
 		if (signed_url) {
 			/* The storage URL gets no Authorization (reg_redirect.c). */
-			v = get_range(b, signed_url, NULL, buf, len, off, &r, &err);
+			v = get_range(b, signed_url, NULL, true, buf, len, off, &r, &err);
 			if (v != REG_OK) {
 				log_debug("registry: signed URL for %s failed (%ld), asking the "
 					  "registry again", b->digest, r.status);
@@ -130,23 +209,37 @@ static int remote_read_exact(struct reg_blob *b, void *buf, size_t len, uint64_t
 			continue;
 		}
 		reg_auth_get(b->c, b->repo, &st);
-		v = get_range(b, b->url, st.header, buf, len, off, &r, &err);
+		v = get_range(b, b->url, st.header, false, buf, len, off, &r, &err);
 		switch (v) {
 		case REG_OK:
 			reg_http_free(&r);
 			return 0;
-		case REG_REDIRECT:
-			reg_redirect_set(&b->rd, r.redirect);
-			v = get_range(b, r.redirect, NULL, buf, len, off, &r, &err);
+		case REG_REDIRECT: {
+			/* get_range() starts R afresh: take the target out of
+			 * the first response, and free that response, first. */
+			char *target = r.redirect;
+
+			r.redirect = NULL;
+			reg_http_free(&r);
+			if (!follow_ok(b, target)) {
+				free(target);
+				return -EIO;
+			}
+			reg_redirect_set(&b->rd, target);
+			v = get_range(b, target, NULL, true, buf, len, off, &r, &err);
+			if (v != REG_OK)
+				reg_redirect_drop(&b->rd, target);
+			free(target);
 			if (v == REG_OK) {
 				reg_http_free(&r);
 				return 0;
 			}
-			reg_redirect_drop(&b->rd, r.url);
 			break;
+		}
 		case REG_AUTH:
 			if (auth_more(&auth_tries, &st)) {
-				err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
+				err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st,
+						       registry_is_public(b));
 				reg_http_free(&r);
 				if (!err)
 					continue;
@@ -252,6 +345,7 @@ static void blob_free(struct reg_blob *b)
 	reg_redirect_fini(&b->rd);
 	free(b->url);
 	free(b->repo);
+	free(b->origin);
 	free(b->digest);
 	free(b->name);
 	free(b);
@@ -308,7 +402,7 @@ static int open_first_unit(struct reg_blob *b, uint64_t size, uint64_t *probed)
 	bool tail;
 	int err, last;
 
-	err = cache_blob_open(b->c->cache, b->digest, size, &b->cb);
+	err = cache_blob_open(b->c->cache, b->origin, b->digest, size, &b->cb);
 	if (err) {
 		log_warn("registry: no disk cache for %s (%s), reading from the registry",
 			 b->digest, strerror(-err));
@@ -355,14 +449,20 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 		r.buf = &one;
 		r.buf_len = 1;
 		reg_http_do(b->c, &r);
+		note_registry_peer(b, &r);
 		v = reg_classify(&r, &err);
 		if (v == REG_REDIRECT) {
 			/* 307s carry no size (NOTES: redirects): ask the target. */
+			if (!follow_ok(b, r.redirect)) {
+				reg_http_free(&r);
+				return -EIO;
+			}
 			signed_url = strdup(r.redirect);
 			reg_http_free(&r);
 			if (!signed_url)
 				return -ENOMEM;
 			memset(&r, 0, sizeof(r));
+			storage_req(b, &r);
 			r.url = signed_url;
 			r.range_off = 0;
 			r.range_len = 1;
@@ -389,7 +489,8 @@ static int probe_size(struct reg_blob *b, uint64_t *size)
 			}
 		}
 		if (v == REG_AUTH && auth_more(&auth_tries, &st)) {
-			err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st);
+			err = reg_auth_refresh(b->c, b->repo, b->url, r.www_auth, &st,
+					       registry_is_public(b));
 			reg_http_free(&r);
 			if (!err)
 				continue;
@@ -446,12 +547,13 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 	while (rl && repo_blob_url[rl - 1] == '/')
 		rl--;
 	b->repo = strndup(repo_blob_url, rl);
+	b->origin = b->repo ? origin_of(b->repo) : NULL;
 	b->digest = strdup(digest);
 	if (b->repo && asprintf(&b->url, "%s/%s", b->repo, digest) < 0)
 		b->url = NULL;
 	if (b->url && asprintf(&b->name, "remote(%s)", b->url) < 0)
 		b->name = NULL;
-	if (!b->repo || !b->digest || !b->url || !b->name) {
+	if (!b->repo || !b->origin || !b->digest || !b->url || !b->name) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -464,7 +566,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		probed = size;
 		b->f.size = size;
 		err = 0;
-		if (cache_known_size(c->cache, digest, &probed) || probed != size)
+		if (cache_known_size(c->cache, b->origin, digest, &probed) || probed != size)
 			err = open_first_unit(b, size, &probed);
 	} else {
 		err = probe_size(b, &probed);
@@ -478,7 +580,7 @@ int reg_blob_open(struct reg_ctx *c, const char *repo_blob_url, const char *dige
 		goto fail;
 	b->f.size = probed;
 	if (c->cache && !b->cb) {
-		err = cache_blob_open(c->cache, digest, probed, &b->cb);
+		err = cache_blob_open(c->cache, b->origin, digest, probed, &b->cb);
 		if (err) {
 			log_warn("registry: no disk cache for %s (%s), reading from the registry",
 				 digest, strerror(-err));
@@ -497,6 +599,7 @@ fail:
 	reg_redirect_fini(&b->rd);
 	free(b->url);
 	free(b->repo);
+	free(b->origin);
 	free(b->digest);
 	free(b->name);
 	free(b);
@@ -523,11 +626,13 @@ static int dl_done(void *ctx, const char *path)
 {
 	struct reg_blob *b = ctx;
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), old = -1;
+	/* The layer's dir may be writable by others: a symlink there must
+	 * not get us serving some other file (cache_download.c). */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), old = -1;
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) || (uint64_t)st.st_size != b->f.size) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != b->f.size) {
 		close(fd);
 		return -EIO;
 	}

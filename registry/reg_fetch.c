@@ -10,15 +10,29 @@
 #include "reg_int.h"
 #include "common/common.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Bodies other than range data (token JSON, error documents) are capped. */
 #define REG_BODY_MAX (256u * 1024)
+/* Schemes any request may use, first or after a redirect (reg_redirect.c). */
+#define REG_PROTOCOLS "http,https"
+/* Address prefixes that name this host or its link (RFC 6890 table 4:
+ * "this network" 0/8, loopback 127/8, link local 169.254/16; RFC 4291
+ * 2.5.2-2.5.3 and 2.5.6: ::, ::1, fe80::/10). */
+#define V4_THIS_NET 0x00u
+#define V4_LOOPBACK 0x7fu
+#define V4_LL_HI 0xa9u
+#define V4_LL_LO 0xfeu
+#define V6_LL_HI 0xfeu
+#define V6_LL_MASK 0xc0u
+#define V6_LL_LO 0x80u
 
 struct reg_sock {
 	ev_io io;
@@ -42,6 +56,27 @@ uint64_t reg_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool v4_is_local(const uint8_t *a)
+{
+	return a[0] == V4_THIS_NET || a[0] == V4_LOOPBACK ||
+	       (a[0] == V4_LL_HI && a[1] == V4_LL_LO);
+}
+
+bool reg_addr_is_local(const char *ip)
+{
+	struct in6_addr a6;
+	uint8_t a4[4];
+
+	if (inet_pton(AF_INET, ip, a4) == 1)
+		return v4_is_local(a4);
+	if (inet_pton(AF_INET6, ip, &a6) != 1)
+		return false;
+	if (IN6_IS_ADDR_V4MAPPED(&a6))
+		return v4_is_local(a6.s6_addr + 12);
+	return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+	       (a6.s6_addr[0] == V6_LL_HI && (a6.s6_addr[1] & V6_LL_MASK) == V6_LL_LO);
 }
 
 static void active_unlink(struct reg_http_req *r)
@@ -69,6 +104,12 @@ static void check_done(struct reg_ctx *c)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
 		if (r->enough)
 			r->cc = CURLE_OK;
+		{
+			char *ip = NULL;
+
+			if (curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip)
+				snprintf(r->peer_ip, sizeof(r->peer_ip), "%s", ip);
+		}
 		if (r->status >= 300 && r->status < 400) {
 			char *u = NULL;
 
@@ -298,6 +339,48 @@ static size_t write_cb(char *data, size_t sz, size_t nitems, void *ud)
 	return n;
 }
 
+/*
+ * deny_local is enforced on the address libcurl actually uses, never on a
+ * name resolved separately (a DNS answer could change in between:
+ * rebinding).  A new connection is checked in opensocket_cb, before the
+ * connect, so a local port does not even see a SYN; a reused one in
+ * prereq_cb, before a byte of the request goes out.  Through a proxy both
+ * see the proxy's address: the proxy's own policy applies behind it.
+ */
+static bool refuse_local(struct reg_http_req *r, const char *ip, int port)
+{
+	if (!r->deny_local || !reg_addr_is_local(ip))
+		return false;
+	log_warn("registry: refusing %s: a registry that is not on this host pointed to "
+		 "local address %s port %d", r->url, ip, port);
+	r->refused = true;
+	return true;
+}
+
+static curl_socket_t opensocket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->addr;
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a->addr;
+	char ip[INET6_ADDRSTRLEN] = "";
+	int port = 0;
+
+	if (a->family == AF_INET) {
+		inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip));
+		port = ntohs(v4->sin_port);
+	} else if (a->family == AF_INET6) {
+		inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(v6->sin6_port);
+	}
+	if (ip[0] && refuse_local(ud, ip, port))
+		return CURL_SOCKET_BAD;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static int prereq_cb(void *ud, char *peer_ip, char *local_ip, int peer_port, int local_port)
+{
+	return refuse_local(ud, peer_ip, peer_port) ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
 static CURL *make_easy(struct reg_ctx *c, struct reg_http_req *r)
 {
 	CURL *e = curl_easy_init();
@@ -317,6 +400,12 @@ static CURL *make_easy(struct reg_ctx *c, struct reg_http_req *r)
 	/* Redirects are ours to follow: the target must not see credentials
 	 * and its signed URL is worth keeping (reg_redirect.c). */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, REG_PROTOCOLS);
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, REG_PROTOCOLS);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
@@ -411,6 +500,8 @@ int reg_http_do(struct reg_ctx *c, struct reg_http_req *r)
 	r->enough = false;
 	r->retry_after = -1;
 	r->errbuf[0] = 0;
+	r->peer_ip[0] = 0;
+	r->refused = false;
 	r->next = NULL;
 	if (sem_init(&r->done, 0, 0))
 		return -errno;

@@ -32,6 +32,7 @@ struct reg_http_req {
 	uint64_t range_len;
 	void *buf;              /* body bytes for [range_off, range_off+buf_len) */
 	size_t buf_len;
+	bool deny_local;        /* refuse a loopback or link-local peer (reg_fetch.c) */
 	/* out */
 	CURLcode cc;
 	long status;
@@ -45,6 +46,8 @@ struct reg_http_req {
 	char *body;             /* non-range body (tokens, errors), NUL-ended, capped */
 	size_t body_len;
 	char errbuf[CURL_ERROR_SIZE];
+	char peer_ip[64];       /* address the exchange went to ("" = unknown) */
+	bool refused;           /* deny_local stopped it before anything was sent */
 	/* private to reg_fetch.c */
 	uint64_t body_pos;      /* body bytes seen so far */
 	uint64_t start_ms;
@@ -96,6 +99,8 @@ void reg_fetch_fini(struct reg_ctx *c);
 int reg_http_do(struct reg_ctx *c, struct reg_http_req *r);
 void reg_http_free(struct reg_http_req *r);
 uint64_t reg_now_ms(void);
+/* IP is loopback, link-local or unspecified (IPv4 or IPv6, mapped too). */
+bool reg_addr_is_local(const char *ip);
 
 /* reg_auth.c: authentication per repository (config.md 3, 4.2-4.4). */
 struct reg_auth_state {
@@ -106,9 +111,10 @@ struct reg_auth_state {
 void reg_auth_get(struct reg_ctx *c, const char *repo_url, struct reg_auth_state *st);
 /* A 401 answered a request sent with ST: learn the challenge, fetch
  * credentials/tokens.  0 = try again with reg_auth_get, -EPERM = give up,
- * other -errno = transient (token server down). */
+ * other -errno = transient (token server down).  DENY_LOCAL: the registry
+ * is not on this host, so neither may its token realm be (reg_fetch.c). */
 int reg_auth_refresh(struct reg_ctx *c, const char *repo_url, const char *blob_url,
-		     const char *www_auth, const struct reg_auth_state *st);
+		     const char *www_auth, const struct reg_auth_state *st, bool deny_local);
 void reg_auth_free_all(struct reg_ctx *c);
 
 /* Parsing helpers, exported for the unit tests. */
@@ -135,6 +141,8 @@ char *reg_redirect_get(struct reg_redirect *rd);
 void reg_redirect_set(struct reg_redirect *rd, const char *url);
 void reg_redirect_drop(struct reg_redirect *rd, const char *url);
 uint64_t reg_redirect_lifetime_ms(const char *url, uint64_t now_ms);
+/* Only http and https targets are followed. */
+bool reg_redirect_scheme_ok(const char *url);
 
 /* reg_retry.c: what to do with a finished exchange, and when. */
 enum reg_verdict {

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* Without an expiry in the URL, re-ask the registry this often. */
@@ -119,4 +120,16 @@ void reg_redirect_drop(struct reg_redirect *rd, const char *url)
 		rd->url = NULL;
 	}
 	pthread_mutex_unlock(&rd->lock);
+}
+
+/*
+ * A registry's Location may name any scheme libcurl speaks (gopher, dict,
+ * file, smtp ...), each a way to make us talk to a service the registry
+ * cannot reach itself.  Blob storage is HTTP (distribution spec: the
+ * blob GET "MAY" redirect to another HTTP location), so only http and
+ * https are followed; make_easy() enforces the same list in libcurl.
+ */
+bool reg_redirect_scheme_ok(const char *url)
+{
+	return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
 }

@@ -39,6 +39,12 @@ static int curl_errno(CURLcode cc)
 enum reg_verdict reg_classify(const struct reg_http_req *r, int *err)
 {
 	*err = 0;
+	/* A redirect into this host (reg_fetch.c prereq_cb), or to a scheme
+	 * we do not speak: asking again gets the same answer. */
+	if (r->refused || r->cc == CURLE_UNSUPPORTED_PROTOCOL) {
+		*err = -EIO;
+		return REG_FATAL;
+	}
 	if (r->cc != CURLE_OK) {
 		*err = curl_errno(r->cc);
 		/* A bad certificate will not fix itself within the deadline,

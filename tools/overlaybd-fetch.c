@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +93,40 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/*
+ * -o OUT (tools/README.md): OUT appears only once complete, written as
+ * OUT.tmp and renamed.  The temporary is created afresh (O_EXCL|O_NOFOLLOW):
+ * a leftover or a link planted under that name is removed, never written
+ * through.  A device or fifo (-o /dev/null) cannot be renamed over, so it
+ * is written in place.  fd, with *TMP set when a rename is due; -errno.
+ */
+static int open_out(const char *out, char **tmp)
+{
+	struct stat st;
+	int fd;
+
+	*tmp = NULL;
+	if (!stat(out, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		fd = open(out, O_WRONLY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	if (asprintf(tmp, "%s.tmp", out) < 0) {
+		*tmp = NULL;
+		return -ENOMEM;
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST || unlink(*tmp))
+			break;
+	}
+	if (fd < 0) {
+		fd = -errno;
+		free(*tmp);
+		*tmp = NULL;
+	}
+	return fd;
+}
+
 static int hash_out(int fd, uint64_t len)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -151,6 +186,7 @@ int main(int argc, char **argv)
 	char errbuf[1024];
 	pthread_t th[64];
 	char tmpl[] = "/tmp/overlaybd-fetch.XXXXXX";
+	char *out_tmp = NULL;
 
 	while ((opt = getopt_long(argc, argv, "o:vh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -212,13 +248,14 @@ int main(int argc, char **argv)
 	if (sha)
 		j.out_fd = mkstemp(tmpl), unlink(tmpl);
 	else if (out)
-		j.out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		j.out_fd = open_out(out, &out_tmp);
 	else if (lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && threads == 1)
 		j.out_fd = STDOUT_FILENO;
 	else
 		j.out_fd = mkstemp(tmpl), unlink(tmpl);
 	if (j.out_fd < 0) {
-		fprintf(stderr, "overlaybd-fetch: output: %s\n", strerror(errno));
+		fprintf(stderr, "overlaybd-fetch: output: %s\n",
+			strerror(out && !sha ? -j.out_fd : errno));
 		goto done;
 	}
 	for (int i = 0; i < threads; i++)
@@ -245,10 +282,20 @@ int main(int argc, char **argv)
 			o += n;
 		}
 	}
+	if (out_tmp && (fsync(j.out_fd) || rename(out_tmp, out))) {
+		fprintf(stderr, "overlaybd-fetch: %s: %s\n", out, strerror(errno));
+		goto done;
+	}
+	free(out_tmp);
+	out_tmp = NULL;
 	fprintf(stderr, "overlaybd-fetch: %" PRIu64 " bytes at %" PRIu64 " of %" PRIu64 "\n",
 		len, off, f->size);
 	ret = 0;
 done:
+	if (out_tmp) {
+		unlink(out_tmp);
+		free(out_tmp);
+	}
 	if (f) {
 		char desc[512];
 

@@ -30,6 +30,7 @@
 #define UNIT 4096u
 #define BLOB (1u << 20) /* 256 units */
 #define DIGEST "sha256:0000000000000000000000000000000000000000000000000000000000000001"
+#define ORIGIN "http://registry.test:80/v2/ns/repo/blobs"
 
 struct origin {
 	uint8_t *data;
@@ -74,6 +75,16 @@ static char *tmpdir(void)
 	return d;
 }
 
+/* Where the cache keeps DIGEST (plus SUFFIX) for ORIGIN under DIR. */
+static void blob_file(char *out, size_t len, const char *dir, const char *digest,
+		      const char *suffix)
+{
+	char ns[CACHE_NS_LEN + 1];
+
+	cache_ns_name(ORIGIN, ns);
+	snprintf(out, len, "%s/%s/%s%s", dir, ns, digest, suffix);
+}
+
 static void rmrf(const char *d)
 {
 	char cmd[512];
@@ -97,7 +108,7 @@ static struct cache_store *store_open(const char *dir, uint64_t limit)
 static struct cache_blob *blob_open(struct cache_store *s, const char *digest, struct origin *o)
 {
 	struct cache_blob *b = NULL;
-	int rc = cache_blob_open(s, digest, o->size, &b);
+	int rc = cache_blob_open(s, ORIGIN, digest, o->size, &b);
 
 	if (rc)
 		fail_msg("cache_blob_open(%s): expected 0, got %d", digest, rc);
@@ -219,8 +230,8 @@ static void test_kill9_mid_fill(void **state)
 			uint8_t bits[32];
 			int dfd, mfd;
 
-			snprintf(data, sizeof(data), "%s/%s", dir, DIGEST);
-			snprintf(map, sizeof(map), "%s/%s.map", dir, DIGEST);
+			blob_file(data, sizeof(data), dir, DIGEST, "");
+			blob_file(map, sizeof(map), dir, DIGEST, ".map");
 			dfd = open(data, O_RDWR);
 			mfd = open(map, O_RDONLY);
 			assert_true(dfd >= 0 && mfd >= 0);
@@ -277,13 +288,201 @@ static void test_foreign_map_discarded(void **state)
 	free(dir);
 }
 
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void expect_file(const char *dir, const char *name, const char *want)
+{
+	char path[600], buf[256] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		fail_msg("%s: expected it kept with \"%s\", got %s", name, want, strerror(errno));
+	assert_true(read(fd, buf, sizeof(buf) - 1) >= 0);
+	close(fd);
+	if (strcmp(buf, want))
+		fail_msg("%s: expected \"%s\", got \"%s\"", name, want, buf);
+}
+
+static void expect_gone(const char *dir, const char *name)
+{
+	char path[600];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!lstat(path, &st))
+		fail_msg("%s: expected removed by the scan, still there", name);
+}
+
+/* One digest from two origins (security round 2, item 4): each origin
+ * gets its own entry and its own bytes, and what one origin put in the
+ * cache is never known, nor served, to the other. */
+static void test_origins_separate(void **state)
+{
+	static const char *const other = "http://elsewhere.test:5000/v2/ns/repo/blobs";
+	char *dir = tmpdir();
+	struct origin good, bad;
+	struct cache_store *s;
+	struct cache_blob *b;
+	uint64_t size;
+	int rc;
+
+	origin_init(&bad, BLOB, 60);
+	origin_init(&good, BLOB, 61);
+	s = store_open(dir, 64 << 20);
+	assert_int_equal(cache_blob_open(s, other, DIGEST, BLOB, &b), 0);
+	bad.calls = 0;
+	expect_read(b, &bad, 0, BLOB);
+	cache_blob_close(b);
+	rc = cache_known_size(s, ORIGIN, DIGEST, &size);
+	if (rc != -ENOENT)
+		fail_msg("size known to another origin: expected %d, got %d", -ENOENT, rc);
+	for (int round = 0; round < 2; round++) {
+		/* Round 1: the same after a restart (the entries come from
+		 * the scan). */
+		b = blob_open(s, DIGEST, &good);
+		good.calls = 0;
+		expect_read(b, &good, 0, BLOB);
+		if (!round && !good.calls)
+			fail_msg("same digest, other origin: expected fetches, got none");
+		cache_blob_close(b);
+		assert_int_equal(cache_blob_open(s, other, DIGEST, BLOB, &b), 0);
+		expect_read(b, &bad, 0, BLOB);
+		cache_blob_close(b);
+		cache_store_close(s);
+		s = store_open(dir, 64 << 20);
+	}
+	cache_store_close(s);
+	free(good.data);
+	free(bad.data);
+	rmrf(dir);
+	free(dir);
+}
+
+/* A cache of the flat layout (<dir>/<digest>, no origin) is dropped by the
+ * first scan and never served. */
+static void test_flat_layout_dropped(void **state)
+{
+	char *dir = tmpdir(), from[600], to[600];
+	struct origin o;
+	struct cache_store *s;
+	struct cache_blob *b;
+	struct stat st;
+	uint64_t size;
+
+	origin_init(&o, BLOB, 62);
+	s = store_open(dir, 64 << 20);
+	b = blob_open(s, DIGEST, &o);
+	expect_read(b, &o, 0, BLOB);
+	cache_blob_close(b);
+	cache_store_close(s);
+	/* Move the entry to where the old layout kept it. */
+	for (int k = 0; k < 2; k++) {
+		blob_file(from, sizeof(from), dir, DIGEST, k ? ".map" : "");
+		snprintf(to, sizeof(to), "%s/%s%s", dir, DIGEST, k ? ".map" : "");
+		assert_int_equal(rename(from, to), 0);
+	}
+	s = store_open(dir, 64 << 20);
+	for (int k = 0; k < 2; k++) {
+		snprintf(to, sizeof(to), "%s/%s%s", dir, DIGEST, k ? ".map" : "");
+		if (!lstat(to, &st))
+			fail_msg("old layout %s: expected removed by the scan, still there", to);
+	}
+	if (!cache_known_size(s, ORIGIN, DIGEST, &size))
+		fail_msg("old layout: expected its size unknown, got %llu",
+			 (unsigned long long)size);
+	b = blob_open(s, DIGEST, &o);
+	o.calls = 0;
+	expect_read(b, &o, 0, BLOB);
+	if (!o.calls)
+		fail_msg("old layout: expected fetches from the origin, got none");
+	cache_blob_close(b);
+	cache_store_close(s);
+	free(o.data);
+	rmrf(dir);
+	free(dir);
+}
+
+/* Plant a symlink DIR/NAME -> VDIR/TARGET. */
+static void plant_link(const char *dir, const char *name, const char *vdir, const char *target)
+{
+	char path[600], to[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(to, sizeof(to), "%s/%s", vdir, target);
+	assert_int_equal(symlink(to, path), 0);
+}
+
+/* The scan at start-up removes only names the cache gives its files, and
+ * never follows a symlink (security round 2, item S). */
+static void test_scan_only_own_files(void **state)
+{
+	char *dir = tmpdir(), *vdir = tmpdir(), ns[CACHE_NS_LEN + 1], nsdir[600];
+	struct cache_store *s;
+
+	cache_ns_name(ORIGIN, ns);
+	snprintf(nsdir, sizeof(nsdir), "%s/%s", dir, ns);
+	assert_int_equal(mkdir(nsdir, 0755), 0);
+	put_file(dir, "notes.txt", "not the cache's");
+	put_file(nsdir, "README", "nor this");
+	put_file(vdir, "victim", "victim");
+	put_file(vdir, "victim.map", "victim map");
+	/* A leftover data file with no map: the cache's own name, it goes. */
+	put_file(nsdir, DIGEST, "leftover");
+	/* Links named like cache files: their names may go, never the
+	 * files they point to. */
+	plant_link(nsdir, "sha256:0002", vdir, "victim");
+	plant_link(nsdir, "sha256:0003.map", vdir, "victim.map");
+	put_file(nsdir, "sha256:0003", "data of a linked map");
+	plant_link(dir, "sha256:0005.map", vdir, "victim.map");
+	s = store_open(dir, 64 << 20);
+	/* A link planted at a blob's data name after the scan: the open
+	 * refuses it rather than truncate what it points to. */
+	{
+		struct origin o;
+		struct cache_blob *b = NULL;
+		const char *d4 = "sha256:0004";
+
+		origin_init(&o, BLOB, 5);
+		plant_link(nsdir, d4, vdir, "victim");
+		if (!cache_blob_open(s, ORIGIN, d4, o.size, &b)) {
+			expect_read(b, &o, 0, 8192);
+			cache_blob_close(b);
+		}
+		free(o.data);
+	}
+	cache_store_close(s);
+	expect_file(dir, "notes.txt", "not the cache's");
+	expect_file(nsdir, "README", "nor this");
+	expect_file(vdir, "victim", "victim");
+	expect_file(vdir, "victim.map", "victim map");
+	expect_gone(nsdir, DIGEST);
+	expect_gone(nsdir, "sha256:0003.map");
+	expect_gone(nsdir, "sha256:0003");
+	rmrf(dir);
+	rmrf(vdir);
+	free(dir);
+	free(vdir);
+}
+
 static void corrupt(const char *dir, uint64_t off)
 {
 	char path[512];
 	uint8_t c;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, DIGEST);
+	blob_file(path, sizeof(path), dir, DIGEST, "");
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &c, 1, off), 1);
@@ -360,7 +559,7 @@ static void test_corrupt_unit_refetched(void **state)
 	cache_blob_close(b);
 
 	/* A map from before the CRCs (OBDCMAP1) vouches for nothing. */
-	snprintf(map, sizeof(map), "%s/%s.map", dir, DIGEST);
+	blob_file(map, sizeof(map), dir, DIGEST, ".map");
 	fd = open(map, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "OBDCMAP1", 8, 0), 8);
@@ -427,7 +626,7 @@ static void *open_thread(void *arg)
 		int rc;
 
 		pthread_barrier_wait(p->go);
-		rc = cache_blob_open(p->s, DIGEST, p->o->size, &b);
+		rc = cache_blob_open(p->s, ORIGIN, DIGEST, p->o->size, &b);
 		if (rc) {
 			if (!p->err[0])
 				snprintf(p->err, sizeof(p->err), "round %d: open: expected 0, got %d",
@@ -652,10 +851,12 @@ static void test_evict_lru_closed(void **state)
 		fail_msg("usage after eviction: expected <= %u, got %llu", 2 * BLOB + BLOB / 2,
 			 (unsigned long long)cache_store_usage(s));
 	/* Oldest went first, newest stayed. */
-	snprintf(path, sizeof(path), "%s/sha256:%064d", dir, 0);
+	snprintf(name, sizeof(name), "sha256:%064d", 0);
+	blob_file(path, sizeof(path), dir, name, "");
 	if (!stat(path, &st))
 		fail_msg("LRU blob 0: expected evicted, still there");
-	snprintf(path, sizeof(path), "%s/sha256:%064d.map", dir, 3);
+	snprintf(name, sizeof(name), "sha256:%064d", 3);
+	blob_file(path, sizeof(path), dir, name, ".map");
 	if (stat(path, &st))
 		fail_msg("newest blob 3: expected kept, gone");
 	cache_store_close(s);
@@ -704,7 +905,7 @@ static void test_unwritable_serves(void **state)
 	b = blob_open(s, DIGEST, &o);
 	/* Tests run as root, who ignores permissions: swap the data fd
 	 * for a read-only one instead, so every fill write fails. */
-	snprintf(path, sizeof(path), "%s/%s", dir, DIGEST);
+	blob_file(path, sizeof(path), dir, DIGEST, "");
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	dup2(fd, b->fd);
@@ -884,6 +1085,78 @@ static void test_download(void **state)
 	free(dir);
 }
 
+/* Someone who can write a layer's dir plants DIR/.download as a symlink,
+ * then as a hard link, to a file of theirs choosing, and overlaybd.commit
+ * as a symlink: the download completes, the victim is untouched (security
+ * round 2, item 8). */
+static void test_download_planted_links(void **state)
+{
+	static const char victim_text[] = "victim: must never be written by the download\n";
+	char *dir = tmpdir(), *vdir = tmpdir(), digest[80], path[600], victim[600], got[80];
+	struct origin o;
+	struct cache_dl *d;
+	struct cache_dl_job *j;
+	struct dl_ctx ctx = { 0 };
+	struct cache_dl_src src;
+	struct cache_dl_opts opts = { .block_size = 65536, .try_cnt = 1 };
+	struct stat st;
+	int rc, fd;
+
+	origin_init(&o, 300000, 42);
+	digest_of(&o, digest);
+	ctx.o = &o;
+	src = (struct cache_dl_src){
+		.digest = digest, .size = o.size, .read = dl_read, .done = dl_done, .ctx = &ctx
+	};
+	snprintf(victim, sizeof(victim), "%s/victim", vdir);
+	assert_int_equal(cache_dl_create(&d), 0);
+	static const char *const what[] = { ".download as a symlink", ".download as a hard link",
+					    "overlaybd.commit as a symlink" };
+
+	for (int k = 0; k < 3; k++) {
+		char buf[sizeof(victim_text) + 16] = "";
+
+		rmrf(dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, victim_text, strlen(victim_text)),
+				 (ssize_t)strlen(victim_text));
+		close(fd);
+		snprintf(path, sizeof(path), "%s/%s", dir, k < 2 ? ".download" : "overlaybd.commit");
+		assert_int_equal(k == 1 ? link(victim, path) : symlink(victim, path), 0);
+		snprintf(path, sizeof(path), "%s/overlaybd.commit", dir);
+		assert_int_equal(cache_dl_add(d, &src, dir, &opts, &j), 0);
+		rc = cache_dl_wait(j, 20000);
+		if (rc)
+			fail_msg("download over a planted %s: expected 0, got %d", what[k], rc);
+		fd = open(victim, O_RDONLY);
+		assert_true(fd >= 0 && fstat(fd, &st) == 0);
+		assert_true(read(fd, buf, sizeof(buf) - 1) >= 0);
+		close(fd);
+		if (strcmp(buf, victim_text))
+			fail_msg("planted %s: expected the victim unchanged (%zu bytes), got %llu "
+				 "bytes", what[k], strlen(victim_text),
+				 (unsigned long long)st.st_size);
+		fd = open(path, O_RDONLY | O_NOFOLLOW);
+		if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode))
+			fail_msg("planted %s: expected overlaybd.commit a regular file, got %s",
+				 what[k], fd < 0 ? strerror(errno) : "another kind");
+		assert_int_equal(cache_sha256_fd(fd, o.size, got, sizeof(got)), 0);
+		if (strcmp(got, digest))
+			fail_msg("planted %s: expected overlaybd.commit with %s, got %s", what[k],
+				 digest, got);
+		close(fd);
+		cache_dl_remove(j);
+	}
+	cache_dl_destroy(d);
+	free(o.data);
+	rmrf(dir);
+	rmrf(vdir);
+	free(dir);
+	free(vdir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -901,6 +1174,10 @@ int main(void)
 		cmocka_unit_test(test_evict_open_blob),
 		cmocka_unit_test(test_unwritable_serves),
 		cmocka_unit_test(test_download),
+		cmocka_unit_test(test_download_planted_links),
+		cmocka_unit_test(test_scan_only_own_files),
+		cmocka_unit_test(test_origins_separate),
+		cmocka_unit_test(test_flat_layout_dropped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,6 +177,40 @@ static void test_redirect_cache(void **state)
 	reg_redirect_fini(&rd);
 }
 
+/* Which redirect targets and peers are refused (security round 2, item 6). */
+static void test_redirect_targets(void **state)
+{
+	static const struct {
+		const char *ip;
+		bool local;
+	} addrs[] = {
+		{ "127.0.0.1", true }, { "127.1.2.3", true }, { "0.0.0.0", true },
+		{ "169.254.169.254", true }, { "::1", true }, { "::", true },
+		{ "fe80::1", true }, { "febf::1", true }, { "::ffff:127.0.0.1", true },
+		{ "::ffff:169.254.1.1", true }, { "192.0.2.2", false }, { "10.0.0.1", false },
+		{ "169.253.0.1", false }, { "fec0::1", false }, { "2001:db8::1", false },
+		{ "::ffff:192.0.2.1", false }, { "not-an-ip", false },
+	};
+	static const struct {
+		const char *url;
+		bool ok;
+	} urls[] = {
+		{ "http://s3.example/x", true }, { "HTTPS://s3.example/x", true },
+		{ "gopher://127.0.0.1:6379/_FLUSHALL", false }, { "dict://127.0.0.1/x", false },
+		{ "file:///etc/passwd", false }, { "smtp://127.0.0.1/", false },
+		{ "httpx://a/", false }, { "/relative", false },
+	};
+
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++)
+		if (reg_addr_is_local(addrs[i].ip) != addrs[i].local)
+			fail_msg("%s: expected local=%d, got %d", addrs[i].ip, addrs[i].local,
+				 !addrs[i].local);
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		if (reg_redirect_scheme_ok(urls[i].url) != urls[i].ok)
+			fail_msg("%s: expected followed=%d, got %d", urls[i].url, urls[i].ok,
+				 !urls[i].ok);
+}
+
 static void expect_verdict(CURLcode cc, long status, bool redirect, enum reg_verdict want,
 			   int want_err)
 {
@@ -213,6 +247,8 @@ static void test_classify(void **state)
 	expect_verdict(CURLE_RECV_ERROR, 0, false, REG_RETRY, -EIO);
 	expect_verdict(CURLE_PARTIAL_FILE, 0, false, REG_RETRY, -EIO);
 	expect_verdict(CURLE_PEER_FAILED_VERIFICATION, 0, false, REG_FATAL, -EPROTO);
+	/* A scheme outside the allow-list will not become allowed by retrying. */
+	expect_verdict(CURLE_UNSUPPORTED_PROTOCOL, 0, false, REG_FATAL, -EIO);
 }
 
 static void test_reasons(void **state)
@@ -256,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_cred_auth_field),
 		cmocka_unit_test(test_redirect_lifetime),
 		cmocka_unit_test(test_redirect_cache),
+		cmocka_unit_test(test_redirect_targets),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_retry_deadline),
