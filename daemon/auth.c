@@ -3,8 +3,9 @@
  *
  * Shape: {username, password, mutualUsername, mutualPassword}; a secret may
  * come from a file instead (passwordFile, mutualPasswordFile), which must
- * not be readable by others: a world-readable secret is refused rather than
- * silently used.  Mutual CHAP needs one-way CHAP (RFC 7143 12.1.3: the
+ * be owned by root (or the daemon's user), not readable by others and not
+ * writable by group or others.  A symlink is followed and the file it leads
+ * to is checked.  Mutual CHAP needs one-way CHAP (RFC 7143 12.1.3: the
  * target authenticates only after the initiator did).
  */
 #include "daemon_int.h"
@@ -52,6 +53,34 @@ int cfg_chap_copy(struct cfg_chap *dst, const struct cfg_chap *src)
 	return 0;
 }
 
+/*
+ * A secret others can read is leaked; one others can write, or that belongs
+ * to someone else, can be replaced by a secret they know.  Either way it is
+ * refused rather than silently used.  ST is of the file actually opened, so
+ * a symlink is judged by the file it leads to.
+ */
+static bool secret_unsafe(const struct stat *st, const char *path, const char *file,
+			  char *err, size_t errlen)
+{
+	unsigned mode = st->st_mode & 07777;
+
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		snprintf(err, errlen,
+			 "%s: secret file %s is owned by uid %u, not root; refusing it, chown root it",
+			 path, file, (unsigned)st->st_uid);
+	else if (st->st_mode & S_IROTH)
+		snprintf(err, errlen,
+			 "%s: secret file %s is world-readable (mode %04o); refusing it, "
+			 "chmod o-r it", path, file, mode);
+	else if (st->st_mode & (S_IWGRP | S_IWOTH))
+		snprintf(err, errlen,
+			 "%s: secret file %s is writable by group or others (mode %04o); "
+			 "refusing it, chmod go-w it", path, file, mode);
+	else
+		return false;
+	return true;
+}
+
 int cfg_secret_file(const char *file, const char *path, char **out, char *err,
 		    size_t errlen)
 {
@@ -71,10 +100,7 @@ int cfg_secret_file(const char *file, const char *path, char **out, char *err,
 		close(fd);
 		return -EINVAL;
 	}
-	if (st.st_mode & S_IROTH) {
-		snprintf(err, errlen,
-			 "%s: secret file %s is world-readable (mode %04o); refusing it, "
-			 "chmod o-r it", path, file, (unsigned)(st.st_mode & 07777));
+	if (secret_unsafe(&st, path, file, err, errlen)) {
 		close(fd);
 		return -EINVAL;
 	}

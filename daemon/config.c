@@ -1,8 +1,9 @@
 /*
  * config: the global config file (config.md section 2, the keys the
- * daemon uses, plus our iSCSI keys).  One table row per key.  Unknown keys
- * are warned about (the reference ignores them silently); a wrong type or
- * a bad value fails start-up with the key's name in the message.
+ * daemon uses, plus our iSCSI keys).  One table row per key, which also
+ * says what SIGHUP does when the key changes.  Unknown keys are warned
+ * about (the reference ignores them silently); a wrong type or a bad value
+ * fails start-up with the key's name in the message.
  */
 #include "daemon_int.h"
 
@@ -29,51 +30,66 @@ struct key {
 	size_t off;
 	size_t count_off; /* KT_STRARR/KT_PORTALS: the int count */
 	uint64_t min, max;
+	/* What SIGHUP does with a change.  Last, so a row that leaves it
+	 * out gets CFG_RELOAD_UNSET, which test_config refuses. */
+	enum cfg_reload reload;
 };
 
 #define F(x) offsetof(struct cfg, x)
 #define U24 16777215u
+#define LIVE CFG_RELOAD_LIVE
+#define RESTART CFG_RELOAD_RESTART
+#define GROUP CFG_RELOAD_GROUP
 
-/* config.md section 2 and issue 3; ranges from RFC 7143 section 13. */
+/*
+ * config.md section 2 and issue 3; ranges from RFC 7143 section 13.  RESTART
+ * keys are read once at start-up: the registry context and the iSCSI server
+ * copy theirs, and the rest name sockets, threads or directories in use.
+ */
 static const struct key keys[] = {
-	{ "logLevel", KT_U32, F(log_level), 0, 0, 3 },
-	{ "logPath", KT_STR, F(log_path), 0, 0, 0 },
-	{ "ioEngine", KT_U32, F(io_engine), 0, 0, 2 },
-	{ "registryCacheDir", KT_STR, F(registry_cache_dir), 0, 0, 0 },
-	{ "registryCacheSizeGB", KT_U64, F(registry_cache_size_gb), 0, 0, 1u << 20 },
-	{ "credentialFilePath", KT_STR, F(credential_file_path), 0, 0, 0 },
-	{ "registryCAFile", KT_STR, F(registry_ca_file), 0, 0, 0 },
-	{ "registryClientCert", KT_STR, F(registry_client_cert), 0, 0, 0 },
-	{ "registryClientKey", KT_STR, F(registry_client_key), 0, 0, 0 },
-	{ "registryProxy", KT_STR, F(registry_proxy), 0, 0, 0 },
-	{ "registryTimeoutSec", KT_U32, F(registry_timeout_sec), 0, 1, 3600 },
+	{ "logLevel", KT_U32, F(log_level), 0, 0, 3, LIVE },
+	{ "logPath", KT_STR, F(log_path), 0, 0, 0, LIVE },
+	{ "ioEngine", KT_U32, F(io_engine), 0, 0, 2, RESTART },
+	{ "registryCacheDir", KT_STR, F(registry_cache_dir), 0, 0, 0, RESTART },
+	{ "registryCacheSizeGB", KT_U64, F(registry_cache_size_gb), 0, 0, 1u << 20, RESTART },
+	{ "credentialFilePath", KT_STR, F(credential_file_path), 0, 0, 0, RESTART },
+	{ "registryCAFile", KT_STR, F(registry_ca_file), 0, 0, 0, RESTART },
+	{ "registryClientCert", KT_STR, F(registry_client_cert), 0, 0, 0, RESTART },
+	{ "registryClientKey", KT_STR, F(registry_client_key), 0, 0, 0, RESTART },
+	{ "registryProxy", KT_STR, F(registry_proxy), 0, 0, 0, RESTART },
+	{ "registryTimeoutSec", KT_U32, F(registry_timeout_sec), 0, 1, 3600, RESTART },
 	/* config.md 2/5: a power of two, multiple of 4096 (checked below). */
-	{ "registryRefillSize", KT_U32, F(registry_refill_size), 0, 4096, 64u << 20 },
-	{ "userAgent", KT_STR, F(user_agent), 0, 0, 0 },
-	{ "download", KT_DOWNLOAD, F(download), 0, 0, 0 },
+	{ "registryRefillSize", KT_U32, F(registry_refill_size), 0, 4096, 64u << 20, RESTART },
+	{ "userAgent", KT_STR, F(user_agent), 0, 0, 0, RESTART },
+	/* Copied into specs opened after the reload. */
+	{ "download", KT_DOWNLOAD, F(download), 0, 0, 0, LIVE },
 	/* config.md 2: the reference's grouped forms of the same settings. */
-	{ "logConfig", KT_NESTED, 0, 0, 0, 0 },
-	{ "cacheConfig", KT_NESTED, 0, 0, 0, 0 },
-	{ "credentialConfig", KT_NESTED, 0, 0, 0, 0 },
-	{ "certConfig", KT_NESTED, 0, 0, 0, 0 },
-	{ "portals", KT_PORTALS, F(portals), F(nportals), 0, 0 },
-	{ "spoolDir", KT_STR, F(spool_dir), 0, 0, 0 },
-	{ "iqnPrefix", KT_IQN, F(iqn_prefix), 0, 0, 0 },
-	{ "controlSocket", KT_STR, F(control_socket), 0, 0, 0 },
-	{ "discoveryAuth", KT_CHAP, F(discovery_auth), 0, 0, 0 },
-	{ "acl", KT_STRARR, F(acl), F(nacl), 0, 0 },
-	{ "ioThreads", KT_U32, F(io_threads), 0, 1, 256 },
-	{ "busyPollMicros", KT_U32, F(busy_poll_us), 0, 0, 1000 },
-	{ "nopInterval", KT_U32, F(nop_interval), 0, 1, 3600 },
-	{ "nopTimeout", KT_U32, F(nop_timeout), 0, 1, 3600 },
-	{ "loginTimeout", KT_U32, F(login_timeout), 0, 1, 3600 },
-	{ "maxConnectionsPerSource", KT_U32, F(max_connections_per_source), 0, 1, 65536 },
-	{ "maxConnections", KT_U32, F(max_connections), 0, 1, 65536 },
-	{ "maxRecvDataSegmentLength", KT_U32, F(max_recv_data_segment_length), 0, 512, U24 },
-	{ "maxBurstLength", KT_U32, F(max_burst_length), 0, 512, U24 },
-	{ "firstBurstLength", KT_U32, F(first_burst_length), 0, 512, U24 },
-	{ "queueDepth", KT_U32, F(queue_depth), 0, 1, 4096 },
+	{ "logConfig", KT_NESTED, 0, 0, 0, 0, GROUP },
+	{ "cacheConfig", KT_NESTED, 0, 0, 0, 0, GROUP },
+	{ "credentialConfig", KT_NESTED, 0, 0, 0, 0, GROUP },
+	{ "certConfig", KT_NESTED, 0, 0, 0, 0, GROUP },
+	{ "portals", KT_PORTALS, F(portals), F(nportals), 0, 0, RESTART },
+	{ "spoolDir", KT_STR, F(spool_dir), 0, 0, 0, RESTART },
+	{ "iqnPrefix", KT_IQN, F(iqn_prefix), 0, 0, 0, RESTART },
+	{ "controlSocket", KT_STR, F(control_socket), 0, 0, 0, RESTART },
+	{ "discoveryAuth", KT_CHAP, F(discovery_auth), 0, 0, 0, LIVE },
+	/* The default ACL of specs opened after the reload. */
+	{ "acl", KT_STRARR, F(acl), F(nacl), 0, 0, LIVE },
+	{ "ioThreads", KT_U32, F(io_threads), 0, 1, 256, RESTART },
+	{ "busyPollMicros", KT_U32, F(busy_poll_us), 0, 0, 1000, LIVE },
+	{ "nopInterval", KT_U32, F(nop_interval), 0, 1, 3600, RESTART },
+	{ "nopTimeout", KT_U32, F(nop_timeout), 0, 1, 3600, RESTART },
+	{ "loginTimeout", KT_U32, F(login_timeout), 0, 1, 3600, RESTART },
+	{ "maxConnectionsPerSource", KT_U32, F(max_connections_per_source), 0, 1, 65536, RESTART },
+	{ "maxConnections", KT_U32, F(max_connections), 0, 1, 65536, RESTART },
+	{ "maxRecvDataSegmentLength", KT_U32, F(max_recv_data_segment_length), 0, 512, U24,
+	  RESTART },
+	{ "maxBurstLength", KT_U32, F(max_burst_length), 0, 512, U24, RESTART },
+	{ "firstBurstLength", KT_U32, F(first_burst_length), 0, 512, U24, RESTART },
+	{ "queueDepth", KT_U32, F(queue_depth), 0, 1, 4096, RESTART },
 };
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static char *xstrdup(const char *s)
 {
@@ -243,27 +259,84 @@ int cfg_download_parse(json_t *v, const char *path, struct cfg_download *out, ch
 	return 0;
 }
 
-/* Members of the reference's groups and the flat key each one sets. */
+/*
+ * Members of the reference's groups and the flat key each one sets.  As in
+ * the reference (src/image_service.cpp), a GATED member counts only when
+ * its group's switch is set: logConfig.logPath for logConfig,
+ * cacheConfig.cacheType for the cache directory and size,
+ * credentialConfig.mode for its path.  Otherwise the flat keys stay.
+ */
 static const struct {
 	const char *group, *member, *key;
+	bool gated;
 } nested_keys[] = {
-	{ "logConfig", "logLevel", "logLevel" },
-	{ "logConfig", "logPath", "logPath" },
-	{ "cacheConfig", "cacheDir", "registryCacheDir" },
-	{ "cacheConfig", "cacheSizeGB", "registryCacheSizeGB" },
-	{ "cacheConfig", "refillSize", "registryRefillSize" },
-	{ "certConfig", "certFile", "registryClientCert" },
-	{ "certConfig", "keyFile", "registryClientKey" },
-	{ "credentialConfig", "path", "credentialFilePath" },
+	{ "logConfig", "logLevel", "logLevel", true },
+	{ "logConfig", "logPath", "logPath", true },
+	{ "cacheConfig", "cacheDir", "registryCacheDir", true },
+	{ "cacheConfig", "cacheSizeGB", "registryCacheSizeGB", true },
+	{ "cacheConfig", "refillSize", "registryRefillSize", false },
+	{ "certConfig", "certFile", "registryClientCert", false },
+	{ "certConfig", "keyFile", "registryClientKey", false },
+	{ "credentialConfig", "path", "credentialFilePath", true },
 };
+
+#define NNESTED (sizeof(nested_keys) / sizeof(nested_keys[0]))
+
+static const struct {
+	const char *group, *member;
+} group_switch[] = {
+	{ "logConfig", "logPath" },
+	{ "cacheConfig", "cacheType" },
+	{ "credentialConfig", "mode" },
+};
+
+/* The switch member of GROUP, or NULL for a group that has none. */
+static const char *switch_of(const char *group)
+{
+	for (size_t i = 0; i < sizeof(group_switch) / sizeof(group_switch[0]); i++)
+		if (!strcmp(group_switch[i].group, group))
+			return group_switch[i].member;
+	return NULL;
+}
+
+/* The reference's switch members: validated here, they set nothing. */
+static int switch_member(const char *group, const char *member, json_t *val, const char *p,
+			 char *err, size_t errlen)
+{
+	const char *sv = json_string_value(val);
+
+	if (!strcmp(group, "credentialConfig")) {
+		/* Only the credential file is supported, not the services. */
+		if (!sv || (*sv && strcmp(sv, "file"))) {
+			snprintf(err, errlen, "%s: only \"file\" is supported", p);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	/* image_service.cpp: file, ocf or download; we have the file cache. */
+	if (!sv || (*sv && strcmp(sv, "file") && strcmp(sv, "ocf") && strcmp(sv, "download"))) {
+		snprintf(err, errlen, "%s: expected \"file\", \"ocf\" or \"download\"", p);
+		return -EINVAL;
+	}
+	if (*sv && strcmp(sv, "file"))
+		log_warn("config: %s: \"%s\" is not supported, the file cache is used", p, sv);
+	return 0;
+}
+
+static bool is_switch(const char *group, const char *member)
+{
+	return (!strcmp(group, "credentialConfig") && !strcmp(member, "mode")) ||
+	       (!strcmp(group, "cacheConfig") && !strcmp(member, "cacheType"));
+}
 
 static const struct key *find_key(const char *name);
 static int set_key(struct cfg *c, const struct key *k, json_t *v, char *err, size_t errlen);
 
 static int set_nested(struct cfg *c, const struct key *k, json_t *v, char *err, size_t errlen)
 {
-	const char *member;
+	const char *member, *sw = switch_of(k->name), *swv;
 	json_t *val;
+	bool on;
 	char p[128];
 	size_t i;
 	int rc;
@@ -272,23 +345,27 @@ static int set_nested(struct cfg *c, const struct key *k, json_t *v, char *err, 
 		snprintf(err, errlen, "%s: expected an object", k->name);
 		return -EINVAL;
 	}
+	swv = sw ? json_string_value(json_object_get(v, sw)) : NULL;
+	on = !sw || (swv && *swv);
 	json_object_foreach(v, member, val) {
 		snprintf(p, sizeof(p), "%s.%.60s", k->name, member);
-		if (!strcmp(k->name, "credentialConfig") && !strcmp(member, "mode")) {
-			/* Only the credential file is supported, not the services. */
-			if (!json_is_string(val) || (*json_string_value(val) &&
-						     strcmp(json_string_value(val), "file"))) {
-				snprintf(err, errlen, "%s: only \"file\" is supported", p);
-				return -EINVAL;
-			}
+		if (is_switch(k->name, member)) {
+			rc = switch_member(k->name, member, val, p, err, errlen);
+			if (rc < 0)
+				return rc;
 			continue;
 		}
-		for (i = 0; i < sizeof(nested_keys) / sizeof(nested_keys[0]); i++)
+		for (i = 0; i < NNESTED; i++)
 			if (!strcmp(nested_keys[i].group, k->name) &&
 			    !strcmp(nested_keys[i].member, member))
 				break;
-		if (i == sizeof(nested_keys) / sizeof(nested_keys[0])) {
+		if (i == NNESTED) {
 			log_warn("config: %s: unknown or unsupported key, ignored", p);
+			continue;
+		}
+		if (nested_keys[i].gated && !on) {
+			log_warn("config: %s: ignored while %s.%s is empty, as in the reference", p,
+				 k->name, sw);
 			continue;
 		}
 		struct key named = *find_key(nested_keys[i].key);
@@ -303,7 +380,7 @@ static int set_nested(struct cfg *c, const struct key *k, json_t *v, char *err, 
 
 static const struct key *find_key(const char *name)
 {
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].name, name))
 			return &keys[i];
 	return NULL;
@@ -401,7 +478,7 @@ int cfg_parse(const char *text, size_t len, struct cfg **out, char *err, size_t 
 		return rc;
 	}
 	/* Flat keys first, then the reference's groups, which win when both
-	 * name a setting (config.md 2: logConfig over logLevel/logPath). */
+	 * name a setting and the group's switch is set (set_nested). */
 	for (int pass = 0; pass < 2 && !rc; pass++) {
 		json_object_foreach(root, key, val) {
 			const struct key *k = find_key(key);
@@ -472,4 +549,131 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
 	rc = cfg_parse(text, len, out, err, errlen);
 	free(text);
 	return rc;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+static bool strarr_differs(char *const *a, int na, char *const *b, int nb)
+{
+	if (na != nb)
+		return true;
+	for (int i = 0; i < na; i++)
+		if (str_differs(a[i], b[i]))
+			return true;
+	return false;
+}
+
+static bool chap_differs(const struct cfg_chap *a, const struct cfg_chap *b)
+{
+	return str_differs(a->username, b->username) || str_differs(a->password, b->password) ||
+	       str_differs(a->mutual_username, b->mutual_username) ||
+	       str_differs(a->mutual_password, b->mutual_password);
+}
+
+static bool download_differs(const struct cfg_download *a, const struct cfg_download *b)
+{
+	return a->enable != b->enable || a->delay != b->delay ||
+	       a->delay_extra != b->delay_extra || a->max_mbps != b->max_mbps ||
+	       a->try_cnt != b->try_cnt || a->block_size != b->block_size;
+}
+
+static bool key_differs(const struct key *k, const struct cfg *a, const struct cfg *b)
+{
+	const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+
+	switch (k->type) {
+	case KT_U32:
+		return memcmp(pa, pb, sizeof(uint32_t)) != 0;
+	case KT_U64:
+		return memcmp(pa, pb, sizeof(uint64_t)) != 0;
+	case KT_STR:
+	case KT_IQN:
+		return str_differs(*(char *const *)pa, *(char *const *)pb);
+	case KT_STRARR:
+	case KT_PORTALS:
+		return strarr_differs(*(char **const *)pa, *(const int *)((const char *)a + k->count_off),
+				      *(char **const *)pb, *(const int *)((const char *)b + k->count_off));
+	case KT_CHAP:
+		return chap_differs((const struct cfg_chap *)pa, (const struct cfg_chap *)pb);
+	case KT_DOWNLOAD:
+		return download_differs((const struct cfg_download *)pa,
+					(const struct cfg_download *)pb);
+	case KT_NESTED:
+		return false;
+	}
+	return false;
+}
+
+static size_t key_size(const struct key *k)
+{
+	switch (k->type) {
+	case KT_U32:
+		return sizeof(uint32_t);
+	case KT_U64:
+		return sizeof(uint64_t);
+	case KT_STR:
+	case KT_IQN:
+		return sizeof(char *);
+	case KT_STRARR:
+	case KT_PORTALS:
+		return sizeof(char **);
+	case KT_CHAP:
+		return sizeof(struct cfg_chap);
+	case KT_DOWNLOAD:
+		return sizeof(struct cfg_download);
+	case KT_NESTED:
+		return 0;
+	}
+	return 0;
+}
+
+static void swap_bytes(void *a, void *b, size_t n)
+{
+	unsigned char *x = a, *y = b;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char t = x[i];
+
+		x[i] = y[i];
+		y[i] = t;
+	}
+}
+
+/* N's value of K goes into O, and O's old one into N, which frees it. */
+static void key_move(const struct key *k, struct cfg *o, struct cfg *n)
+{
+	swap_bytes((char *)o + k->off, (char *)n + k->off, key_size(k));
+	if (k->type == KT_STRARR || k->type == KT_PORTALS)
+		swap_bytes((char *)o + k->count_off, (char *)n + k->count_off, sizeof(int));
+}
+
+int cfg_reload(struct cfg *o, struct cfg *n)
+{
+	int restart = 0;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+
+		if (k->reload == CFG_RELOAD_GROUP || !key_differs(k, o, n))
+			continue;
+		if (k->reload == CFG_RELOAD_LIVE) {
+			key_move(k, o, n);
+			log_info("reload: %s changed, applied", k->name);
+		} else {
+			log_warn("reload: %s changed; takes effect on restart", k->name);
+			restart++;
+		}
+	}
+	return restart;
+}
+
+const char *cfg_key_reload(size_t i, enum cfg_reload *policy)
+{
+	if (i >= NKEYS)
+		return NULL;
+	*policy = keys[i].reload;
+	return keys[i].name;
 }

@@ -24,6 +24,8 @@
 
 #define CLIENT_TIMEOUT 5.0
 #define REQ_MAX 256
+/* README: the control socket is mode 0660. */
+#define CONTROL_MODE 0660
 
 struct control {
 	struct daemon *d;
@@ -244,6 +246,33 @@ static int mkdir_parent(const char *path)
 	return rc;
 }
 
+/* A socket file left by a killed daemon goes; anything else at PATH (a
+ * file, a symlink) is not ours to delete, and start-up stops. */
+static int clear_stale_socket(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Create the socket file with mode CONTROL_MODE from the start: a chmod by
+ * name after bind() would follow whatever a writer of the directory put
+ * there meanwhile. */
+static int bind_private(int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0777 & ~CONTROL_MODE);
+	int rc = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+
+	umask(old);
+	return rc < 0 ? -errno : 0;
+}
+
 int control_open(struct daemon *d, const char *path, struct control **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -254,14 +283,15 @@ int control_open(struct daemon *d, const char *path, struct control **out)
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
 	mkdir_parent(path);
+	rc = clear_stale_socket(path);
+	if (rc < 0)
+		return rc;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* A socket file left by a killed daemon. */
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-	    listen(fd, 16) < 0) {
-		rc = -errno;
+	rc = bind_private(fd, &sa);
+	if (rc < 0 || listen(fd, 16) < 0) {
+		rc = rc < 0 ? rc : -errno;
 		close(fd);
 		return rc;
 	}

@@ -40,9 +40,27 @@ int cfg_chap_parse(json_t *v, const char *path, struct cfg_chap *out, char *err,
 		   size_t errlen);
 int cfg_chap_copy(struct cfg_chap *dst, const struct cfg_chap *src);
 void cfg_chap_free(struct cfg_chap *c);
-/* Read a secret file: refused when others may read it. */
+/* Read a secret file: refused unless owned by root (or our euid), not
+ * readable by others and not writable by group or others. */
 int cfg_secret_file(const char *file, const char *path, char **out, char *err,
 		    size_t errlen);
+
+/* config.c: what SIGHUP does when a config key changes. */
+enum cfg_reload {
+	CFG_RELOAD_UNSET,   /* no row may have this: test_config checks */
+	CFG_RELOAD_LIVE,    /* applied at once */
+	CFG_RELOAD_RESTART, /* logged; takes effect on the next start */
+	CFG_RELOAD_GROUP,   /* a reference group: its members are flat keys */
+};
+
+/*
+ * SIGHUP: every key that differs between the running config O and the new
+ * one N is either moved into O at once (LIVE; O's old value goes to N) or
+ * logged as taking effect on restart.  Returns how many were logged.
+ */
+int cfg_reload(struct cfg *o, struct cfg *n);
+/* Row I of the config table: its name and policy; NULL past the end. */
+const char *cfg_key_reload(size_t i, enum cfg_reload *policy);
 
 /* config.c: the download block, starting from *OUT as defaults. */
 int cfg_download_parse(json_t *v, const char *path, struct cfg_download *out, char *err,
@@ -141,6 +159,8 @@ struct daemon {
 	struct ddev *devs;
 	ev_signal sig_term, sig_int, sig_hup;
 	ev_timer stop_timer;
+	double stop_after;  /* seconds SIGTERM may take */
+	bool timed_out;     /* stop_timer fired: leave without teardown */
 	bool listening;
 	bool stopping;
 	bool loop_done;     /* loop_stop() was called: run_loop returns */

@@ -5,8 +5,10 @@
  * Everything a spec can get wrong is found here, before any file is
  * opened, and reported as the reason written after "failed:" to its
  * resultFile: invalid JSON, wrong types, bad names, too many layers, bad
- * digests, relative paths, a symlink leading out of the spool.  Missing
- * files are found when the image opens (image.c), as in the reference.
+ * digests, relative paths.  Missing files are found when the image opens
+ * (image.c), as in the reference.  A symlink leading out of the spool is
+ * refused before anything behind it is read, so it has no resultFile: its
+ * reason is only logged.
  */
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
@@ -17,10 +19,13 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define SPEC_MAX_BYTES (1u << 20)
+/* Attempts at a fresh temporary name for a resultFile. */
+#define RESULT_TMP_TRIES 8
 
 char *spec_iqn(const char *prefix, const char *name)
 {
@@ -406,42 +411,101 @@ char *spec_peek_result_file(const char *text, size_t len)
 	return out;
 }
 
+/*
+ * README "Writing specs": a symlink in the spool is followed only if it
+ * points to a file directly in the spool.  The link is read, never followed
+ * by the kernel: its directory part must be the spool itself (same inode)
+ * and its last part a plain name, which the caller opens relative to the
+ * spool with O_NOFOLLOW.  So nothing outside the spool is ever opened, and
+ * a link swapped after this check cannot lead elsewhere either.
+ */
+static int link_in_spool(int dfd, const char *fname, char *base, size_t baselen, char *err,
+			 size_t errlen)
+{
+	char target[PATH_MAX];
+	struct stat sd, st;
+	const char *name;
+	char *slash;
+	ssize_t n;
+
+	n = readlinkat(dfd, fname, target, sizeof(target) - 1);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read symlink %s: %s", fname, strerror(errno));
+		return -errno;
+	}
+	target[n] = 0;
+	slash = strrchr(target, '/');
+	name = slash ? slash + 1 : target;
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || strlen(name) >= baselen)
+		goto outside;
+	strcpy(base, name);
+	if (!slash)
+		return 0;
+	/* The directory part: "/" itself, or everything before the last '/'. */
+	slash[slash == target] = 0;
+	if (fstatat(dfd, target, &st, 0) < 0) {
+		if (errno != ENOENT)
+			goto outside;
+		snprintf(err, errlen, "spec %s is a dangling symlink", fname);
+		return -ENOENT;
+	}
+	if (fstat(dfd, &sd) < 0 || st.st_dev != sd.st_dev || st.st_ino != sd.st_ino)
+		goto outside;
+	return 0;
+outside:
+	snprintf(err, errlen, "spec %s is a symlink leading outside the spool directory", fname);
+	return -EPERM;
+}
+
+/* Open SPOOL/FNAME for reading without following a symlink out of it.
+ * The fd, or -errno with ERR set. */
+static int spec_open(const char *spool, const char *fname, char *err, size_t errlen)
+{
+	const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
+	char base[NAME_MAX + 1];
+	int dfd, fd, rc = 0;
+
+	dfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open spool %s: %s", spool, strerror(-rc));
+		return rc;
+	}
+	fd = openat(dfd, fname, flags);
+	if (fd < 0 && errno == ELOOP) {
+		rc = link_in_spool(dfd, fname, base, sizeof(base), err, errlen);
+		if (rc == 0) {
+			fd = openat(dfd, base, flags);
+			rc = fd < 0 ? -errno : 0;
+		}
+		if (rc == -ELOOP) {
+			snprintf(err, errlen, "spec %s is a symlink to another symlink (%s)", fname,
+				 base);
+			rc = -EPERM;
+		} else if (rc == -ENOENT && !*err) {
+			snprintf(err, errlen, "spec %s is a dangling symlink", fname);
+		}
+	} else if (fd < 0) {
+		rc = -errno;
+	}
+	if (rc < 0 && !*err)
+		snprintf(err, errlen, "cannot read spec %s/%s: %s", spool, fname, strerror(-rc));
+	close(dfd);
+	return rc < 0 ? rc : fd;
+}
+
 int spec_read(const char *spool, const char *fname, char **text, size_t *len, char *err,
 	      size_t errlen)
 {
-	char path[PATH_MAX], real[PATH_MAX], sreal[PATH_MAX];
 	struct stat st;
 	ssize_t n;
 	char *buf;
 	int fd;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", spool, fname) >= sizeof(path)) {
-		snprintf(err, errlen, "spec path too long");
-		return -ENAMETOOLONG;
-	}
-	if (lstat(path, &st) < 0) {
-		snprintf(err, errlen, "cannot read spec %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		size_t sl;
-
-		if (!realpath(spool, sreal) || !realpath(path, real)) {
-			snprintf(err, errlen, "spec %s is a dangling symlink", fname);
-			return -ENOENT;
-		}
-		sl = strlen(sreal);
-		if (strncmp(real, sreal, sl) || real[sl] != '/' || strchr(real + sl + 1, '/')) {
-			snprintf(err, errlen, "spec %s is a symlink leading outside the spool directory",
-				 fname);
-			return -EPERM;
-		}
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read spec %s: %s", path, strerror(errno));
-		return -errno;
-	}
+	*err = 0;
+	fd = spec_open(spool, fname, err, errlen);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SPEC_MAX_BYTES) {
 		snprintf(err, errlen, "spec %s is not a regular file of at most %u bytes", fname,
 			 SPEC_MAX_BYTES);
@@ -454,39 +518,88 @@ int spec_read(const char *spool, const char *fname, char **text, size_t *len, ch
 		return -ENOMEM;
 	}
 	n = pread(fd, buf, st.st_size, 0);
-	close(fd);
 	if (n < 0) {
-		snprintf(err, errlen, "cannot read spec %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read spec %s/%s: %s", spool, fname, strerror(errno));
+		close(fd);
 		free(buf);
 		return -EIO;
 	}
+	close(fd);
 	buf[n] = 0;
 	*text = buf;
 	*len = n;
 	return 0;
 }
 
+/* A name no one can have planted in advance: the pid and 64 random bits. */
+static int result_tmp_name(const char *base, char *tmp, size_t len)
+{
+	uint64_t r;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		return -EIO;
+	if ((size_t)snprintf(tmp, len, ".%s.%d.%016llx.tmp", base, (int)getpid(),
+			     (unsigned long long)r) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/*
+ * Create a fresh temporary file in DFD: O_EXCL with O_NOFOLLOW, so whatever
+ * someone planted there (a symlink, a hard link to a file of theirs or of
+ * root's) is never opened, let alone truncated.
+ */
+static int result_tmp_create(int dfd, const char *base, char *tmp, size_t len)
+{
+	for (int i = 0; i < RESULT_TMP_TRIES; i++) {
+		int rc = result_tmp_name(base, tmp, len), fd;
+
+		if (rc < 0)
+			return rc;
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EEXIST;
+}
+
 int spec_write_result(const char *path, const char *reason)
 {
-	char tmp[PATH_MAX];
-	const char *msg = reason ? "failed:" : "success";
+	char dir[PATH_MAX], tmp[NAME_MAX + 1];
+	const char *msg = reason ? "failed:" : "success", *base = strrchr(path, '/');
 	size_t ml = strlen(msg), rl = reason ? strlen(reason) : 0;
-	int fd, rc = 0;
+	int dfd, fd, rc = 0;
 
-	/* config.md 1.4: created/truncated, no trailing newline.  Written to a
-	 * temporary name and renamed so a reader never sees a partial line. */
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
+	/* config.md 1.4: created/truncated, no trailing newline.  The directory
+	 * may belong to someone else, so the file is written to a fresh
+	 * temporary name and renamed over PATH, both relative to one directory
+	 * fd: a reader never sees a partial line, and a symlink planted at
+	 * either name is replaced, never followed. */
+	if (!base || !base[1] || (size_t)(base - path) >= sizeof(dir))
+		return -EINVAL;
+	if (base == path) {
+		strcpy(dir, "/");
+	} else {
+		memcpy(dir, path, base - path);
+		dir[base - path] = 0;
+	}
+	base++;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return -errno;
+	fd = result_tmp_create(dfd, base, tmp, sizeof(tmp));
+	if (fd < 0) {
+		close(dfd);
+		return fd;
+	}
 	if (write(fd, msg, ml) != (ssize_t)ml || (rl && write(fd, reason, rl) != (ssize_t)rl))
 		rc = -EIO;
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
+	if (!rc && renameat(dfd, tmp, dfd, base) < 0)
 		rc = -errno;
 	if (rc)
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
+	close(dfd);
 	return rc;
 }

@@ -3,7 +3,8 @@
 # in appears and serves the right bytes, every kind of bad spec gets its
 # failed:<reason> (resultFile and log) while the good device keeps serving, a
 # removed spec disappears, `status` lists targets and sessions, SIGHUP
-# re-scans, SIGTERM exits 0 and a restart re-creates the targets.
+# re-scans, SIGTERM exits 0 and a restart re-creates the targets, and a
+# shutdown that times out on a busy device leaves it open and exits 1.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/test/registry.sh"
 need iscsi-ls iscsi-inq iscsi-perf jq docker-registry
@@ -73,8 +74,16 @@ mkdir -p "$T/outside"
 obd_spec escape "$(lowers_of $S/l1.lsmt)" >"$T/outside/escape.json"
 rm -f "$(obd_result_file escape)"
 ln -s "$T/outside/escape.json" "$OBD_SPOOL/escape.json"
-res=$(obd_wait_result "$(obd_result_file escape)")
-expect_eq "escape result" "failed:spec escape.json is a symlink leading outside the spool directory" "$res"
+# Refused before anything behind it is read: only the log learns why, and
+# the resultFile named by the file outside is not written.
+want="escape: failed:spec escape.json is a symlink leading outside the spool directory"
+for i in $(seq 1 100); do
+	grep -qF "$want" "$OBD_LOG" && break
+	sleep 0.05
+done
+grep -qF "$want" "$OBD_LOG" || fail "escape: expected the log line '$want', found none"
+[ -e "$(obd_result_file escape)" ] &&
+	fail "escape: expected no resultFile for a symlink out of the spool, got '$(cat "$(obd_result_file escape)")'"
 
 log "remote lowers: a wrong digest fails, a right one serves (status says remote)"
 REG_DIR=$T/reg
@@ -180,4 +189,37 @@ expect_eq "sha256 of good after restart" "$(manifest_hash L1)" "$(sha256_of_targ
 "$OBD_ISCSI" verify --initiator "$INITIATOR" "$(obd_url rw)" 4096 256 7 ||
 	fail "expected rw to hold the 256 blocks written before the restart, it did not"
 obd_stop
+
+log "SIGTERM with a read stuck on the registry: after the stop timeout the busy device stays open, exit 1"
+reg_fault_start || fail "fault proxy did not start"
+d2=$(reg_push test/e "$S/l1.lsmt") || fail "push of l1.lsmt failed"
+obd_config
+# No disk cache: every read of the stuck device goes to the registry.
+sed -i 's|"registryCacheDir": "[^"]*"|"registryCacheDir": ""|' "$OBD_CONF"
+export OBD_STOP_TIMEOUT_SEC=2
+obd_start
+unset OBD_STOP_TIMEOUT_SEC
+obd_add_spec stuck "$(obd_spec stuck "[{\"digest\": \"$d2\", \"size\": $(stat -c %s "$S/l1.lsmt")}]" "" \
+	"\"repoBlobUrl\": \"$REG_FAULT_URL/v2/test/e/blobs\"")" >/dev/null
+echo "slow 30000" >"$REG_FAULT_CTL"
+"$OBD_ISCSI" read --initiator "$INITIATOR" "$(obd_url stuck)" >/dev/null 2>&1 &
+track_pid $!
+st=""
+for i in $(seq 1 100); do
+	st=$("$DAEMON" status --socket "$OBD_SOCK")
+	grep -A8 "target $(obd_iqn stuck)" <<<"$st" | grep -q "inflight [1-9]" && break
+	sleep 0.1
+done
+grep -A8 "target $(obd_iqn stuck)" <<<"$st" | grep -q "inflight [1-9]" ||
+	fail "expected a read of stuck in flight, status: $st"
+start=$(date +%s)
+obd_term
+echo ok >"$REG_FAULT_CTL"
+expect_eq "exit status after the stop timeout" 1 "$OBD_RC"
+[ $(($(date +%s) - start)) -le 10 ] ||
+	fail "expected the exit within 10 s of SIGTERM (stop timeout 2 s), took $(($(date +%s) - start)) s"
+grep -q "shutdown: stuck still has commands in flight; left open" "$OBD_LOG" ||
+	fail "expected the busy device stuck left open, log: $(tail -n 5 "$OBD_LOG")"
+grep -q "ERROR: AddressSanitizer\|runtime error" "$OBD_LOG" &&
+	fail "expected a clean exit, the sanitizer reported: $(grep -m1 -A5 "ERROR: AddressSanitizer\|runtime error" "$OBD_LOG")"
 log "ok"

@@ -2,13 +2,26 @@
 # it_daemon_auth: CHAP and ACLs as the daemon wires them from the config and
 # from specs: discoveryAuth from a secret file, per-spec chap (one-way and
 # mutual) and acl, a world-readable secret refused (at start-up and in a
-# spec), a chap-only spec change applied in place, and the warning for a
-# portal that is not loopback.
+# spec), so are group/world-writable ones and ones root does not own (a
+# symlink judged by its file), a chap-only spec change applied in place, the
+# warning for a portal that is not loopback, a non-socket at controlSocket
+# left alone, and what SIGHUP does with changed keys.
 . "$(dirname "$0")/lib.sh"
 need iscsi-ls iscsi-inq jq
 
 S=$DATA/stack-a
 OTHER=iqn.2026-11.io.overlaybd.test:intruder
+
+log "a file that is not a socket at controlSocket is left alone and start-up stops"
+obd_config
+printf 'not a socket' >"$OBD_SOCK"
+timeout "$OBD_WAIT" "$DAEMON" --config "$OBD_CONF" >"$T/start.log" 2>&1
+rc=$?
+expect_eq "exit status with a file at controlSocket" 1 "$rc"
+expect_eq "the file at controlSocket" "not a socket" "$(cat "$OBD_SOCK" 2>&1)"
+grep -q "controlSocket $OBD_SOCK: File exists" "$T/start.log" ||
+	fail "expected the refusal naming controlSocket, got: $(cat "$T/start.log")"
+rm -f "$OBD_SOCK"
 
 log "a world-readable discovery secret stops start-up with exit 78, naming the key"
 printf 'disc-secret-1234\n' >"$T/disc.secret"
@@ -26,6 +39,7 @@ OBD_PORT=$(free_port)
 obd_config "\"discoveryAuth\": {\"username\": \"disc\", \"passwordFile\": \"$T/disc.secret\"}"
 sed -i "s/127.0.0.1:$OBD_PORT/0.0.0.0:$OBD_PORT/" "$OBD_CONF"
 obd_start
+expect_eq "controlSocket mode" 660 "$(stat -c %a "$OBD_SOCK")"
 grep -q "listening on 0.0.0.0:$OBD_PORT, which is not a loopback address" "$OBD_LOG" ||
 	fail "expected a warning about the non-loopback portal, log: $(tail -5 "$OBD_LOG")"
 obd_add_spec open "$(obd_spec open "$(lowers_of $S/l1.lsmt)")" >/dev/null
@@ -70,6 +84,35 @@ case "$res" in
 *) fail "leaky: expected failed:chap.passwordFile: secret file ... is world-readable, got '$res'" ;;
 esac
 
+log "a secret file others could replace is refused too; a symlink is judged by its file"
+# expect_secret_refused NAME FILE WHY: a spec whose passwordFile is FILE fails with WHY.
+expect_secret_refused() {
+	local name=$1 file=$2 why=$3 res
+	res=$(obd_add_spec "$name" "$(obd_spec "$name" "$(lowers_of $S/l1.lsmt)" "" \
+		"\"chap\": {\"username\": \"u\", \"passwordFile\": \"$file\"}")" "failed:")
+	case "$res" in
+	"failed:chap.passwordFile: secret file $file is $why"*) ;;
+	*) fail "$name: expected failed:chap.passwordFile: secret file $file is $why..., got '$res'" ;;
+	esac
+}
+printf 'group-writable-1' >"$T/gw.secret"
+chmod 0620 "$T/gw.secret"
+expect_secret_refused gwsecret "$T/gw.secret" "writable by group or others (mode 0620)"
+printf 'world-writable-1' >"$T/ww.secret"
+chmod 0602 "$T/ww.secret"
+expect_secret_refused wwsecret "$T/ww.secret" "writable by group or others (mode 0602)"
+printf 'not-roots-secret' >"$T/nobody.secret"
+chmod 0600 "$T/nobody.secret"
+chown 65534 "$T/nobody.secret"
+expect_secret_refused nbsecret "$T/nobody.secret" "owned by uid 65534, not root"
+ln -s "$T/nobody.secret" "$T/link-nobody.secret"
+expect_secret_refused lnsecret "$T/link-nobody.secret" "owned by uid 65534, not root"
+ln -s "$T/t.secret" "$T/link-root.secret"
+obd_add_spec lrsecret "$(obd_spec lrsecret "$(lowers_of $S/l1.lsmt)" "" \
+	"\"chap\": {\"username\": \"u2\", \"passwordFile\": \"$T/link-root.secret\"}")" >/dev/null
+out=$(iscsi-inq -i "$INITIATOR" "$(obd_url lrsecret u2 target-secret-42)" 2>&1) ||
+	fail "login with the secret behind a symlink to a root-owned 0640 file failed: $out"
+
 log "ACL: only the listed initiator gets in"
 obd_add_spec acl "$(obd_spec acl "$(lowers_of $S/l1.lsmt)" "" "\"acl\": [\"$INITIATOR\"]")" >/dev/null
 out=$(iscsi-inq -i "$INITIATOR" "$(obd_url acl)" 2>&1) || fail "login of the listed initiator failed: $out"
@@ -78,6 +121,19 @@ iscsi-inq -i "$OTHER" "$(obd_url acl)" >/dev/null 2>&1 &&
 out=$(iscsi-ls -i "$OTHER" "$(obd_portal_url disc disc-secret-1234)" 2>&1)
 grep -qF "$(obd_iqn acl)" <<<"$out" && fail "discovery by $OTHER: expected acl hidden, got: $out"
 grep -qF "$(obd_iqn open)" <<<"$out" || fail "discovery by $OTHER: expected open listed, got: $out"
+
+log "SIGHUP: a changed live key is applied, a changed restart-only key is logged as such"
+jq '. + {maxBurstLength: 1048576, registryProxy: "http://127.0.0.1:9", busyPollMicros: 0}' \
+	"$OBD_CONF" >"$T/conf.new" && mv "$T/conf.new" "$OBD_CONF"
+kill -HUP "$OBD_PID"
+for want in "reload: maxBurstLength changed; takes effect on restart" \
+	"reload: registryProxy changed; takes effect on restart" \
+	"reload: busyPollMicros changed, applied"; do
+	for i in $(seq 1 50); do grep -qF "$want" "$OBD_LOG" && break; sleep 0.1; done
+	grep -qF "$want" "$OBD_LOG" || fail "expected the log line '$want', log: $(grep -A3 SIGHUP "$OBD_LOG")"
+done
+grep -q "reload: discoveryAuth changed" "$OBD_LOG" &&
+	fail "expected no change of discoveryAuth reported (the secret file is the same), got one"
 obd_stop
 
 log "systemd notification: READY=1 once listening, RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM"

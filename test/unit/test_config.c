@@ -16,6 +16,7 @@
 
 #include "common/common.h"
 #include "daemon/daemon.h"
+#include "daemon/daemon_int.h"
 
 static struct cfg *parse_ok(const char *json)
 {
@@ -130,10 +131,11 @@ static void test_unknown_key_is_not_fatal(void **state)
 
 static void test_reference_groups(void **state)
 {
-	/* config.md 2: the grouped forms win over the flat ones. */
+	/* config.md 2: the grouped forms win over the flat ones when the
+	 * group's switch is set (logPath, cacheType, mode). */
 	struct cfg *c = parse_ok("{\"logConfig\":{\"logLevel\":3,\"logPath\":\"/l/x.log\"},"
-				 "\"logLevel\":0,\"cacheConfig\":{\"cacheDir\":\"/cache\","
-				 "\"cacheSizeGB\":7,\"refillSize\":4096},"
+				 "\"logLevel\":0,\"cacheConfig\":{\"cacheType\":\"file\","
+				 "\"cacheDir\":\"/cache\",\"cacheSizeGB\":7,\"refillSize\":4096},"
 				 "\"credentialConfig\":{\"mode\":\"file\",\"path\":\"/c.json\"}}");
 
 	assert_int_equal(c->log_level, 3);
@@ -142,10 +144,36 @@ static void test_reference_groups(void **state)
 	assert_int_equal(c->registry_cache_size_gb, 7);
 	assert_string_equal(c->credential_file_path, "/c.json");
 	cfg_free(c);
-	parse_bad("{\"logConfig\":{\"logLevel\":7}}", "logConfig.logLevel");
-	parse_bad("{\"cacheConfig\":{\"cacheSizeGB\":\"4\"}}", "cacheConfig.cacheSizeGB");
+	parse_bad("{\"logConfig\":{\"logLevel\":7,\"logPath\":\"/l\"}}", "logConfig.logLevel");
+	parse_bad("{\"cacheConfig\":{\"cacheType\":\"file\",\"cacheSizeGB\":\"4\"}}",
+		  "cacheConfig.cacheSizeGB");
+	parse_bad("{\"cacheConfig\":{\"cacheType\":\"tmpfs\"}}", "cacheConfig.cacheType");
 	parse_bad("{\"credentialConfig\":{\"mode\":\"http\"}}", "credentialConfig.mode");
 	parse_bad("{\"logConfig\":5}", "logConfig");
+}
+
+/* image_service.cpp: without its switch a group's gated members are not
+ * read, and the flat keys stay; refillSize and certConfig need none. */
+static void test_reference_groups_need_their_switch(void **state)
+{
+	struct cfg *c = parse_ok("{\"logConfig\":{\"logLevel\":3,\"logPath\":\"\"},"
+				 "\"logLevel\":0,\"logPath\":\"/flat.log\","
+				 "\"cacheConfig\":{\"cacheDir\":\"/cache\",\"cacheSizeGB\":7,"
+				 "\"refillSize\":8192},\"registryCacheDir\":\"/flat-cache\","
+				 "\"credentialConfig\":{\"path\":\"/c.json\"},"
+				 "\"credentialFilePath\":\"/flat.json\","
+				 "\"certConfig\":{\"certFile\":\"/cert.pem\"}}");
+
+	if (c->log_level != 0)
+		fail_msg("logLevel: expected the flat 0 (logConfig.logPath empty), got %d",
+			 c->log_level);
+	assert_string_equal(c->log_path, "/flat.log");
+	assert_string_equal(c->registry_cache_dir, "/flat-cache");
+	assert_int_equal(c->registry_cache_size_gb, 4);
+	assert_int_equal(c->registry_refill_size, 8192);
+	assert_string_equal(c->credential_file_path, "/flat.json");
+	assert_string_equal(c->registry_client_cert, "/cert.pem");
+	cfg_free(c);
 }
 
 static void test_bad_values_name_the_key(void **state)
@@ -309,6 +337,66 @@ static void test_default_config_file_parses(void **state)
 	cfg_free(c);
 }
 
+/* A key added to the table without saying what SIGHUP does with it. */
+static void test_every_key_has_a_reload_policy(void **state)
+{
+	enum cfg_reload p;
+	const char *name;
+	size_t i;
+
+	for (i = 0; (name = cfg_key_reload(i, &p)); i++)
+		if (p != CFG_RELOAD_LIVE && p != CFG_RELOAD_RESTART && p != CFG_RELOAD_GROUP)
+			fail_msg("config key %s: expected a reload policy, got %d", name, p);
+	assert_true(i > 30);
+}
+
+/* Every key changed at once: the live ones move into the running config,
+ * each restart-only one is counted (and logged), none is dropped. */
+static void test_reload_applies_or_logs_every_key(void **state)
+{
+	struct cfg *o, *n = parse_ok(
+		"{\"logLevel\":0,\"logPath\":\"/tmp/x.log\",\"ioEngine\":2,"
+		"\"registryCacheDir\":\"/c\",\"registryCacheSizeGB\":9,"
+		"\"credentialFilePath\":\"/cred.json\",\"registryCAFile\":\"/ca.pem\","
+		"\"registryClientCert\":\"/c.pem\",\"registryClientKey\":\"/k.pem\","
+		"\"registryProxy\":\"http://127.0.0.1:3128\",\"registryTimeoutSec\":5,"
+		"\"registryRefillSize\":4096,\"userAgent\":\"ua\","
+		"\"download\":{\"enable\":true},"
+		"\"portals\":[\"0.0.0.0:3261\"],\"spoolDir\":\"/s\","
+		"\"iqnPrefix\":\"iqn.2001-04.com.example\",\"controlSocket\":\"/r/c.sock\","
+		"\"discoveryAuth\":{\"username\":\"u\",\"password\":\"secretsecret\"},"
+		"\"acl\":[\"iqn.1994-05.com.redhat:a\"],\"ioThreads\":8,\"busyPollMicros\":0,"
+		"\"nopInterval\":2,\"nopTimeout\":3,\"loginTimeout\":4,"
+		"\"maxConnectionsPerSource\":5,\"maxConnections\":6,"
+		"\"maxRecvDataSegmentLength\":8192,\"maxBurstLength\":65536,"
+		"\"firstBurstLength\":8192,\"queueDepth\":32}");
+	enum cfg_reload p;
+	int restart = 0, got;
+
+	for (size_t i = 0; cfg_key_reload(i, &p); i++)
+		restart += p == CFG_RELOAD_RESTART;
+	assert_int_equal(cfg_default(&o), 0);
+	got = cfg_reload(o, n);
+	if (got != restart)
+		fail_msg("expected %d restart-only keys logged, got %d", restart, got);
+	/* Live: moved. */
+	assert_int_equal(o->log_level, 0);
+	assert_string_equal(o->log_path, "/tmp/x.log");
+	assert_true(o->download.enable);
+	assert_string_equal(o->discovery_auth.username, "u");
+	assert_int_equal(o->nacl, 1);
+	assert_string_equal(o->acl[0], "iqn.1994-05.com.redhat:a");
+	assert_int_equal(o->busy_poll_us, 0);
+	/* Restart-only: unchanged. */
+	assert_null(o->registry_proxy);
+	assert_int_equal(o->max_burst_length, 16776192);
+	assert_string_equal(o->portals[0], "127.0.0.1:3260");
+	/* Nothing left to report the second time. */
+	assert_int_equal(cfg_reload(o, o), 0);
+	cfg_free(o);
+	cfg_free(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,11 +404,14 @@ int main(void)
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_unknown_key_is_not_fatal),
 		cmocka_unit_test(test_reference_groups),
+		cmocka_unit_test(test_reference_groups_need_their_switch),
 		cmocka_unit_test(test_bad_values_name_the_key),
 		cmocka_unit_test(test_registry_client_keys),
 		cmocka_unit_test(test_secret_files),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_default_config_file_parses),
+		cmocka_unit_test(test_every_key_has_a_reload_policy),
+		cmocka_unit_test(test_reload_applies_or_logs_every_key),
 	};
 
 	log_set_level(LOG_LVL_ERROR);

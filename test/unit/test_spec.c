@@ -2,6 +2,7 @@
  * test_spec: device specs (daemon/spec.c): a good spec, then every kind of
  * bad input the spool may hold, each with the reason it must report.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -260,6 +261,21 @@ static void test_spool_read(void **state)
 	assert_true(spec_read(dir, "dotdot.json", &text, &len, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "outside the spool"));
 	unlink(q);
+	/* So is one naming the spool by its absolute path. */
+	snprintf(p, sizeof(p), "%s/good.json", dir);
+	assert_int_equal(symlink(p, q), 0);
+	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), 0);
+	free(text);
+	unlink(q);
+	/* One level only: a symlink to a symlink is not followed further. */
+	snprintf(p, sizeof(p), "%s/alias2.json", dir);
+	assert_int_equal(symlink("good.json", p), 0);
+	assert_int_equal(symlink("alias2.json", q), 0);
+	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), -EPERM);
+	if (!strstr(err, "symlink to another symlink"))
+		fail_msg("expected \"symlink to another symlink\", got \"%s\"", err);
+	unlink(q);
+	unlink(p);
 
 	/* Missing files and directories. */
 	assert_true(spec_read(dir, "none.json", &text, &len, err, sizeof(err)) < 0);
@@ -320,6 +336,54 @@ static void test_result_file(void **state)
 	assert_null(spec_peek_result_file(json, strlen(json)));
 }
 
+static void read_into(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+}
+
+/* Someone who owns the resultFile's directory plants links at the final
+ * name and at the temporary names root used to pick: root must not write
+ * through any of them. */
+static void test_result_file_planted_links(void **state)
+{
+	char dir[] = "/tmp/test_spec.XXXXXX", victim[256], rf[256], tmp[300], tmp2[300];
+	char buf[128];
+	struct stat st;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	write_file(victim, "precious");
+	snprintf(rf, sizeof(rf), "%s/result", dir);
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", rf, (int)getpid());
+	snprintf(tmp2, sizeof(tmp2), "%s/.result.%d.tmp", dir, (int)getpid());
+	assert_int_equal(symlink(victim, rf), 0);
+	assert_int_equal(link(victim, tmp), 0);
+	assert_int_equal(symlink(victim, tmp2), 0);
+
+	assert_int_equal(spec_write_result(rf, "empty repoBlobUrl"), 0);
+	read_into(victim, buf, sizeof(buf));
+	if (strcmp(buf, "precious"))
+		fail_msg("expected the victim to stay \"precious\", got \"%s\"", buf);
+	assert_int_equal(lstat(rf, &st), 0);
+	if (!S_ISREG(st.st_mode))
+		fail_msg("expected resultFile to be a regular file, got mode 0%o", st.st_mode);
+	read_into(rf, buf, sizeof(buf));
+	assert_string_equal(buf, "failed:empty repoBlobUrl");
+
+	unlink(rf);
+	unlink(tmp);
+	unlink(tmp2);
+	unlink(victim);
+	if (rmdir(dir) < 0)
+		fail_msg("expected no temporary file left in %s", dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_bad_digest),
 		cmocka_unit_test(test_spool_read),
 		cmocka_unit_test(test_result_file),
+		cmocka_unit_test(test_result_file_planted_links),
 	};
 	int rc;
 
