@@ -36,7 +36,7 @@ TESTBINS = $(TESTBIN_SRCS:test/bin/%.c=$(BUILD)/test/%)
 BENCH_SRCS = $(wildcard bench/*.c)
 BENCHES = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit integration check-asan fuzz bench soak run e2e install clean
+.PHONY: all deps test unit integration check-asan fuzz bench bench-wan soak run e2e install clean
 
 all: $(DAEMON) $(TOOLS) $(TESTBINS) $(BENCHES)
 
@@ -98,6 +98,9 @@ fuzz:
 bench: all
 	@bench/run.sh
 	@BUILD=$(BUILD) bench/registry.sh
+
+bench-wan: all
+	@BUILD=$(BUILD) bench/wan.sh
 
 soak: all
 	@BUILD=$(BUILD) test/soak.sh

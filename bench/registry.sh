@@ -20,6 +20,7 @@ RUNS=${RUNS:-3}
 REG_DIR=$T/reg
 mkdir -p "$REG_DIR"
 . "$ROOT/test/registry.sh"
+. "$ROOT/bench/lib.sh"
 
 [ -x "$FETCH" ] || { echo "no $FETCH (make all)" >&2; exit 1; }
 reg_start anon >/dev/null || { echo "docker-registry did not start" >&2; exit 1; }
@@ -31,7 +32,6 @@ URL=$BLOBS/$DIGEST
 now() { date +%s%N; }
 mbps() { echo "$1 $2" | awk '{ printf "%.0f", $1 / ($2 / 1e9) / 1e6 }'; }
 ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # curl_ranges CONNS: SIZE in 1 MiB ranges, CONNS curl processes each
 # keeping one connection alive over its share (-K with "next").
@@ -141,34 +141,6 @@ done
 GET_NS=$(printf '%s\n' "${one_get[@]}" | median)
 
 obd_start
-# spec_ready NAME JSON: ns from the spec's rename into the spool to its resultFile saying
-# success, polled every 0.2 ms (the shell's own polling would be most of the figure).
-spec_ready() {
-	local rf
-	rf=$(_json_result_file "$2")
-	rm -f "$rf"
-	printf '%s\n' "$2" >"$OBD_SPOOL/.$1.json.tmp"
-	python3 - "$OBD_SPOOL/.$1.json.tmp" "$OBD_SPOOL/$1.json" "$rf" <<'EOF' || exit 1
-import os, sys, time
-tmp, dst, rf = sys.argv[1:]
-t0 = time.monotonic_ns()
-os.rename(tmp, dst)
-r = ""
-while not r:
-    try:
-        with open(rf) as f:
-            r = f.read()
-    except FileNotFoundError:
-        pass
-    if not r and time.monotonic_ns() - t0 > 60e9:
-        sys.exit("no result in %s within 60 s" % rf)
-    time.sleep(0.0002)
-t = time.monotonic_ns() - t0
-if not r.startswith("success"):
-    sys.exit("%s: expected success, got %s" % (rf, r))
-print(t)
-EOF
-}
 # par_get_ns URL...: ns for one 4 KiB ranged GET of each URL, all at once from one curl
 # (the slowest transfer's time, without curl's start-up): the registry's own floor for a
 # spec that needs one request per layer.
