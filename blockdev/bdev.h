@@ -204,6 +204,10 @@ int bdev_pwrite(struct bdev *d, const void *buf, size_t len, uint64_t off);
 int bdev_discard(struct bdev *d, uint64_t off, uint64_t len);
 int bdev_flush(struct bdev *d);
 
+/* The device as a read-only byte source (any alignment).  It borrows D,
+ * which must outlive it. */
+int bdev_file_of_device(struct bdev *d, struct bdev_file **out);
+
 /*
  * Mapping status of [OFF, ...): *LEN gets the length of the run that starts
  * at OFF and has one state; *MAPPED is true where some layer holds data
@@ -246,5 +250,75 @@ void bdev_pool_destroy(struct bdev_pool *p); /* waits for queued work */
 int bdev_pool_fd(struct bdev_pool *p);
 void bdev_pool_service(struct bdev_pool *p);
 void bdev_submit(struct bdev_pool *p, struct bdev_req *req);
+
+/*
+ * Access traces (docs/trace.md), in the reference's file format: the reads
+ * an image start makes, recorded per layer, and replayed when the image
+ * opens again so that remote blocks are fetched before they are asked for.
+ * A trace never fails a device: a bad one is logged once and not used.
+ */
+struct bdev_trace;
+
+enum bdev_trace_mode {
+	BDEV_TRACE_RECORD = 1,
+	BDEV_TRACE_REPLAY = 2,
+	BDEV_TRACE_FILELIST = 3, /* a list of paths in the image's filesystem */
+};
+
+struct bdev_trace_stats {
+	enum bdev_trace_mode mode;
+	const char *state; /* recording, recorded, loaded, resolving, replaying, done,
+			    * stopped, ignored */
+	uint64_t records_done, records_total;
+	uint64_t bytes; /* read by the replay */
+	unsigned errors;
+};
+
+/*
+ * Open the trace file PATH (never through a symlink).  An empty file starts
+ * a recording when MAY_RECORD (PATH.lock is created; removing it, or closing
+ * the trace, writes the trace, then PATH.ok); a trace is loaded for replay;
+ * anything else of up to 64 KiB is a file list (BDEV_TRACE_FILELIST).
+ * -ENOENT without the file;
+ * -EINVAL, logged, for a bad trace.
+ */
+int bdev_trace_open(const char *path, bool may_record, struct bdev_trace **out);
+enum bdev_trace_mode bdev_trace_mode(const struct bdev_trace *t);
+/*
+ * Put layer LAYER's unwrapped view INNER (what lsmt_open_ro reads) behind
+ * the trace.  Recording notes its full reads; replay reads through it.
+ * Takes ownership of INNER, also on failure.  The trace lives until it and
+ * every wrapper are closed.
+ */
+int bdev_trace_wrap(struct bdev_trace *t, uint32_t layer, struct bdev_file *inner,
+		    struct bdev_file **out);
+/*
+ * Start the replay on CONCURRENCY threads of its own (at most 64), once every
+ * layer is wrapped.  A trace naming a layer that is not there, or a range
+ * past a layer's end, is logged and not used (-EINVAL).
+ */
+int bdev_trace_replay(struct bdev_trace *t, unsigned concurrency);
+/*
+ * A file list has no ranges until RESOLVE, run on the replay's first
+ * thread before any read, turns its paths into ranges of a view (layer 0:
+ * the merged device) with bdev_trace_add_range.  bdev_trace_paths lists
+ * them.  A resolver that fails leaves the trace unused.
+ */
+void bdev_trace_set_resolver(struct bdev_trace *t,
+			     int (*resolve)(struct bdev_trace *t, void *arg), void *arg);
+size_t bdev_trace_npaths(const struct bdev_trace *t);
+const char *bdev_trace_path(const struct bdev_trace *t, size_t i, bool *recursive);
+/* Split at 1 MiB; -E2BIG past 1 Mi records, -ECANCELED once the trace stops. */
+int bdev_trace_add_range(struct bdev_trace *t, uint32_t layer, uint64_t off, uint64_t len);
+/* Recording: has PATH.lock gone?  Then the trace is written now.  The
+ * daemon calls this every second. */
+int bdev_trace_poll(struct bdev_trace *t);
+void bdev_trace_stats(struct bdev_trace *t, struct bdev_trace_stats *s);
+/* Stop a replay (waits for its reads) or finish a recording, and let go.
+ * NULL is allowed. */
+void bdev_trace_close(struct bdev_trace *t);
+/* Let go without writing anything: the device never opened.  A recording's
+ * lock file is removed and the trace file stays empty, for the next try. */
+void bdev_trace_discard(struct bdev_trace *t);
 
 #endif

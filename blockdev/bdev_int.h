@@ -202,4 +202,26 @@ int lsmt_rw_set_vsize(struct lsmt_layer *l, uint64_t vsize);
 int seg_merge(const struct seg *const *lists, const size_t *counts, const unsigned *tags,
 	      int n, bool drop_zeroed, struct seg **out, size_t *nout);
 
+/* trace_fmt.c: the trace file's bytes (docs/trace.md). */
+#define TRACE_HDR_SIZE 24
+#define TRACE_REC_SIZE 24
+#define TRACE_OP_READ 'R'
+#define TRACE_OP_WRITE 'W'
+
+struct trace_fmt_rec {
+	char op;
+	uint32_t layer;
+	uint64_t count, offset;
+};
+
+/* Does BUF start like a trace?  (Else it may be a file list.) */
+bool trace_fmt_has_magic(const uint8_t *buf, size_t size);
+/* Header magic, size against the file's SIZE, checksum; logs and -EINVAL. */
+int trace_fmt_check(const uint8_t *buf, size_t size, const char *path);
+/* Record I of a checked file. */
+void trace_fmt_get(const uint8_t *buf, size_t i, struct trace_fmt_rec *r);
+/* Fill record I of a file being written, then the header over NRECS. */
+void trace_fmt_put(uint8_t *buf, size_t i, const struct trace_fmt_rec *r);
+void trace_fmt_put_header(uint8_t *buf, size_t nrecs);
+
 #endif
