@@ -18,9 +18,9 @@ CPPFLAGS += -I. -D_GNU_SOURCE
 CFLAGS += $(OPT) -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-fno-strict-aliasing -pthread -MMD -MP $(SAN)
 LDFLAGS += -pthread $(SAN)
-LDLIBS = -lev -lcurl -lcrypto -ljansson -laio -llz4 -lzstd -lsystemd -lrt -lm
+LDLIBS = -lev -lcurl -lcrypto -ljansson -laio -llz4 -lzstd -lsystemd -lext2fs -lcom_err -lrt -lm
 
-LIB_DIRS = common blockdev scsi iscsi registry cache daemon
+LIB_DIRS = common blockdev extfs scsi iscsi registry cache daemon
 LIB_SRCS = $(filter-out daemon/main.c,$(wildcard $(addsuffix /*.c,$(LIB_DIRS))))
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB = $(BUILD)/libobd.a

@@ -3,7 +3,7 @@
 # missing, so a warm machine pays nothing.  Needs root for apt-get.
 set -e
 PKGS="gcc make pkg-config clang libev-dev libcurl4-openssl-dev libssl-dev libjansson-dev
-libaio-dev liblz4-dev libzstd-dev libsystemd-dev libcmocka-dev libiscsi-dev libiscsi-bin
+libaio-dev liblz4-dev libzstd-dev libsystemd-dev libext2fs-dev libcmocka-dev libiscsi-dev libiscsi-bin
 qemu-utils qemu-block-extra tgt iperf3 docker-registry apache2-utils e2fsprogs python3 xxd
 valgrind jq iproute2 openssl curl time"
 missing=""

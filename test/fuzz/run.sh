@@ -25,7 +25,7 @@ for src in "$@"; do
 	mkdir -p $B/fuzz $B/corpus/$name test/fuzz/corpus/$name
 	clang -I. -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o "$bin" "$src" $B/libobd.a \
-		-lev -lcurl -lcrypto -ljansson -laio -llz4 -lzstd -lsystemd -lrt -lm -pthread
+		-lev -lcurl -lcrypto -ljansson -laio -llz4 -lzstd -lsystemd -lext2fs -lcom_err -lrt -lm -pthread
 	total=$((total + 1))
 	echo "== fuzz $name (${SECS}s)"
 	if ! "$bin" -max_total_time="$SECS" -print_final_stats=1 \
