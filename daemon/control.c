@@ -76,6 +76,19 @@ static void session_line(void *arg, const struct iscsi_session_info *si)
 		si->peer, (unsigned long long)si->cmds_total, si->cmds_inflight);
 }
 
+/* docs/trace.md: the prefetch trace's state and progress. */
+static void trace_line(FILE *out, const struct spec *s, struct bdev_trace *t)
+{
+	struct bdev_trace_stats st;
+
+	if (!t)
+		return;
+	bdev_trace_stats(t, &st);
+	fprintf(out, "  prefetch %s %s records %llu/%llu bytes %llu errors %u\n", st.state,
+		s && s->trace_path ? s->trace_path : "-", (unsigned long long)st.records_done,
+		(unsigned long long)st.records_total, (unsigned long long)st.bytes, st.errors);
+}
+
 static void device_status(struct daemon *d, struct ddev *v, FILE *out)
 {
 	struct session_walk w = { .out = out, .iqn = v->iqn };
@@ -103,6 +116,7 @@ static void device_status(struct daemon *d, struct ddev *v, FILE *out)
 	}
 	if (img->upper_desc)
 		fprintf(out, "  upper %s\n", img->upper_desc);
+	trace_line(out, v->spec, img->trace);
 	scsi_dev_stats(v->sdev, &st);
 	fprintf(out,
 		"  io reads %llu (%llu bytes) writes %llu (%llu bytes) other %llu errors %llu inflight %u\n",

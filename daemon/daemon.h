@@ -95,6 +95,10 @@ struct spec {
 	struct cfg_chap chap;           /* per-target CHAP; username NULL = none */
 	char **acl;                     /* the spec's, else the config's default */
 	int nacl;
+	/* docs/trace.md: recordTracePath, or the acceleration layer's
+	 * <dir>/trace (replay only); NULL = no trace. */
+	char *trace_path;
+	bool trace_replay_only;
 };
 
 #define SPEC_SUFFIX ".json"

@@ -16,6 +16,7 @@
 struct bdev;
 struct bdev_file;
 struct bdev_pool;
+struct bdev_trace;
 struct scsi_dev;
 struct iscsi_server;
 struct iscsi_target;
@@ -81,6 +82,9 @@ struct image {
 	struct image_layer *layers; /* lowers bottom first */
 	int nlayers;
 	char *upper_desc;           /* "data,index" or NULL */
+	struct bdev_trace *trace;   /* docs/trace.md; NULL = none */
+	struct bdev_file *trace_view; /* a file list's view of the device */
+	char *name;                 /* the spec's, for logs */
 };
 
 struct image_env {

@@ -10,6 +10,7 @@
  */
 #include "daemon_int.h"
 #include "blockdev/bdev.h"
+#include "extfs/extfs.h"
 #include "registry/registry.h"
 
 #include <errno.h>
@@ -24,6 +25,9 @@
  * specs at start-up must not start hundreds of threads). */
 #define IMAGE_JOBS_MAX 8
 #define ERR_LEN 512
+/* docs/trace.md: replay threads, the reference's prefetchConfig.concurrency
+ * default. */
+#define TRACE_REPLAY_THREADS 16
 
 struct lower_slot {
 	struct lsmt_layer *layer;
@@ -36,6 +40,7 @@ struct open_ctx {
 	const struct spec *s;
 	const struct image_env *env;
 	struct lower_slot *slots;
+	struct bdev_trace *trace; /* NULL = none */
 	int next; /* next lower to open; atomic */
 };
 
@@ -129,6 +134,9 @@ static int open_lower(const struct open_ctx *c, int idx)
 			return rc;
 	}
 	rc = bdev_file_unwrap(raw, &view);
+	/* A trace reads the layers' views; a file list reads the device. */
+	if (rc == 0 && c->trace && bdev_trace_mode(c->trace) != BDEV_TRACE_FILELIST)
+		rc = bdev_trace_wrap(c->trace, idx, view, &view);
 	if (rc == 0)
 		rc = lsmt_open_ro(view, &slot->layer);
 	if (rc < 0) {
@@ -194,12 +202,109 @@ static int open_upper(const struct spec *s, const struct image_env *env,
 	return rc;
 }
 
+/*
+ * docs/trace.md: the trace file's state picks the mode.  A missing file
+ * means no trace; a bad one has been logged by the trace code, and the
+ * device opens without it.
+ */
+static struct bdev_trace *open_trace(const struct spec *s)
+{
+	struct bdev_trace *t = NULL;
+	int rc;
+
+	if (!s->trace_path)
+		return NULL;
+	rc = bdev_trace_open(s->trace_path, !s->trace_replay_only, &t);
+	if (rc == 0)
+		log_info("%s: trace %s: %s", s->name, s->trace_path,
+			 bdev_trace_mode(t) == BDEV_TRACE_RECORD ? "recording" : "loaded for replay");
+	else if (rc != -ENOENT && rc != -EINVAL)
+		log_warn("%s: trace %s: %s; opening without it", s->name, s->trace_path,
+			 strerror(-rc));
+	return rc == 0 ? t : NULL;
+}
+
+static int view_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return bdev_file_pread_full(ctx, buf, len, off);
+}
+
+static int add_range(void *arg, uint64_t off, uint64_t len)
+{
+	return bdev_trace_add_range(arg, 0, off, len);
+}
+
+/*
+ * docs/trace.md, "File lists": the paths become the device ranges of their
+ * files' data, found in the image's ext4 filesystem read through the device
+ * itself.  Runs on the replay's thread, so the device serves meanwhile.
+ */
+static int resolve_file_list(struct bdev_trace *t, void *arg)
+{
+	struct image *img = arg;
+	struct extfs_source src = { .pread = view_pread, .ctx = img->trace_view,
+				    .size = img->trace_view->size };
+	size_t n = bdev_trace_npaths(t), found = 0;
+	struct extfs *fs;
+	int rc = extfs_open(&src, &fs);
+
+	if (rc < 0) {
+		log_warn("%s: file list: no ext4 filesystem on the device (%s); no prefetch",
+			 img->name, strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool recursive;
+		const char *p = bdev_trace_path(t, i, &recursive);
+
+		rc = extfs_file_ranges(fs, p, recursive, add_range, t);
+		if (rc == -E2BIG || rc == -ECANCELED)
+			break;
+		found += rc == 0;
+	}
+	extfs_close(fs);
+	log_info("%s: file list: %zu of %zu paths found", img->name, found, n);
+	return rc == -ECANCELED ? rc : 0;
+}
+
+/* A file list reads the merged device, as layer 0 of the trace. */
+static int attach_device_view(struct image *img)
+{
+	struct bdev_file *view;
+	int rc = bdev_file_of_device(img->bdev, &view);
+
+	if (rc == 0)
+		rc = bdev_trace_wrap(img->trace, 0, view, &img->trace_view);
+	if (rc == 0)
+		bdev_trace_set_resolver(img->trace, resolve_file_list, img);
+	return rc;
+}
+
+static void start_replay(struct image *img)
+{
+	enum bdev_trace_mode mode;
+	int rc = 0;
+
+	if (!img->trace)
+		return;
+	mode = bdev_trace_mode(img->trace);
+	if (mode == BDEV_TRACE_RECORD)
+		return;
+	if (mode == BDEV_TRACE_FILELIST)
+		rc = attach_device_view(img);
+	if (rc == 0)
+		rc = bdev_trace_replay(img->trace, TRACE_REPLAY_THREADS);
+	if (rc < 0)
+		log_warn("%s: serving without prefetch", img->name);
+}
+
 static void image_free(struct image *img)
 {
 	for (int i = 0; i < img->nlayers; i++)
 		free(img->layers[i].desc);
 	free(img->layers);
 	free(img->upper_desc);
+	free(img->name);
 	free(img);
 }
 
@@ -221,6 +326,7 @@ int image_open(const struct spec *s, const struct image_env *env, struct image *
 		free(layers);
 		return -ENOMEM;
 	}
+	c.trace = open_trace(s);
 	open_lowers(&c);
 	/* The first failing lower, in stack order, names the failure. */
 	for (i = 0; i < s->nlowers; i++) {
@@ -245,6 +351,7 @@ int image_open(const struct spec *s, const struct image_env *env, struct image *
 		}
 		free(layers);
 		free(c.slots);
+		bdev_trace_discard(c.trace);
 		image_free(img);
 		return rc;
 	}
@@ -260,9 +367,13 @@ int image_open(const struct spec *s, const struct image_env *env, struct image *
 	free(layers);
 	if (rc < 0) {
 		snprintf(err, errlen, "failed to create overlaybd device: %s", strerror(-rc));
+		bdev_trace_discard(c.trace);
 		image_free(img);
 		return rc;
 	}
+	img->trace = c.trace;
+	img->name = strdup(s->name);
+	start_replay(img);
 	*out = img;
 	return 0;
 }
@@ -279,9 +390,14 @@ void image_start_downloads(struct image *img, const struct spec *s, struct reg_c
 	};
 	int rc;
 
-	/* config.md 6: only remote lowers that have a dir. */
+	/* config.md 6: only remote lowers that have a dir, and not while a
+	 * trace is being recorded (docs/trace.md), as the reference does. */
 	if (!reg || !o.enable)
 		return;
+	if (img->trace && bdev_trace_mode(img->trace) == BDEV_TRACE_RECORD) {
+		log_info("%s: recording a trace: no background download", s->name);
+		return;
+	}
 	for (int i = 0; i < img->nlayers && i < s->nlowers; i++) {
 		if (!img->layers[i].remote || !img->layers[i].raw || !s->lowers[i].dir)
 			continue;
@@ -298,6 +414,10 @@ int image_close(struct image *img)
 
 	if (!img)
 		return 0;
+	/* Stop the replay and write a recording before the views close. */
+	bdev_trace_close(img->trace);
+	if (img->trace_view)
+		bdev_file_close(img->trace_view);
 	if (img->bdev) {
 		if (bdev_writable(img->bdev))
 			rc = bdev_flush(img->bdev);

@@ -97,6 +97,7 @@ void spec_free(struct spec *s)
 	free(s->upper_data);
 	free(s->upper_index);
 	free(s->result_file);
+	free(s->trace_path);
 	cfg_chap_free(&s->chap);
 	dj_strarray_free(s->acl, s->nacl);
 	free(s);
@@ -260,6 +261,36 @@ static int acl_check(char **acl, int n, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * docs/trace.md: the last lower is the acceleration layer.  It leaves the
+ * stack, and the trace in its dir is replayed.  Recording a new trace over
+ * an image that already has one is refused, as the reference refuses it.
+ */
+static int take_acceleration_layer(struct spec *s, char *err, size_t errlen)
+{
+	struct spec_lower *l;
+
+	if (s->trace_path) {
+		snprintf(err, errlen, "recordTracePath: cannot record a trace while "
+				      "accelerationLayer is set");
+		return -EINVAL;
+	}
+	if (s->nlowers == 0)
+		return 0;
+	l = &s->lowers[--s->nlowers];
+	log_info("%s: accelerationLayer: top lower left out of the stack", s->name);
+	if (l->dir && asprintf(&s->trace_path, "%s/trace", l->dir) < 0) {
+		s->trace_path = NULL;
+		return -ENOMEM;
+	}
+	s->trace_replay_only = true;
+	free(l->file);
+	free(l->digest);
+	free(l->dir);
+	memset(l, 0, sizeof(*l));
+	return 0;
+}
+
 static int spec_fields(json_t *root, const struct cfg *cfg, struct spec *s, char *err,
 		       size_t errlen)
 {
@@ -282,13 +313,7 @@ static int spec_fields(json_t *root, const struct cfg *cfg, struct spec *s, char
 		} else if (!strcmp(key, "accelerationLayer")) {
 			rc = dj_bool(val, key, &accel, err, errlen);
 		} else if (!strcmp(key, "recordTracePath")) {
-			char *t = NULL;
-
-			rc = dj_string(val, key, &t, err, errlen);
-			if (!rc && *t)
-				log_warn("%s: recordTracePath: prefetch traces are not supported, ignored",
-					 s->name);
-			free(t);
+			rc = path_field(val, key, &s->trace_path, err, errlen);
 		} else if (!strcmp(key, "chap")) {
 			rc = cfg_chap_parse(val, key, &s->chap, err, errlen);
 		} else if (!strcmp(key, "acl")) {
@@ -305,17 +330,10 @@ static int spec_fields(json_t *root, const struct cfg *cfg, struct spec *s, char
 		if (rc < 0)
 			return rc;
 	}
-	if (accel && s->nlowers > 0) {
-		/* config.md 1: the last lower is the acceleration layer, not part
-		 * of the stack; we do not replay its trace. */
-		struct spec_lower *l = &s->lowers[--s->nlowers];
-
-		log_info("%s: accelerationLayer: top lower left out of the stack", s->name);
-		free(l->file);
-		free(l->digest);
-		free(l->dir);
-		memset(l, 0, sizeof(*l));
-	}
+	if (accel)
+		rc = take_acceleration_layer(s, err, errlen);
+	if (rc < 0)
+		return rc;
 	if (!have_acl && cfg->nacl &&
 	    dj_strarray_copy(&s->acl, &s->nacl, cfg->acl, cfg->nacl) < 0)
 		return -ENOMEM;

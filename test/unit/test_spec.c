@@ -122,7 +122,26 @@ static void test_acceleration_layer_left_out(void **state)
 
 	assert_int_equal(s->nlowers, 1);
 	assert_string_equal(s->lowers[0].file, "/a");
+	assert_null(s->trace_path); /* the layer has no dir, so no trace */
 	spec_free(s);
+
+	/* docs/trace.md: the trace is the acceleration layer's dir/trace, replay only. */
+	s = parse_ok("acc", "{\"lowers\":[{\"file\":\"/a\"},{\"dir\":\"/img/acc\"}],"
+			    "\"accelerationLayer\":true}");
+	assert_int_equal(s->nlowers, 1);
+	assert_string_equal(s->trace_path, "/img/acc/trace");
+	assert_true(s->trace_replay_only);
+	spec_free(s);
+
+	s = parse_ok("rec", "{\"lowers\":[{\"file\":\"/a\"}],\"recordTracePath\":\"/t/trace\"}");
+	assert_string_equal(s->trace_path, "/t/trace");
+	assert_false(s->trace_replay_only);
+	spec_free(s);
+
+	parse_bad("x", "{\"lowers\":[{\"file\":\"/a\"},{\"dir\":\"/acc\"}],\"accelerationLayer\":true,"
+		       "\"recordTracePath\":\"/t/trace\"}", "accelerationLayer");
+	parse_bad("x", "{\"lowers\":[{\"file\":\"/a\"}],\"recordTracePath\":\"t/trace\"}",
+		  "absolute");
 }
 
 static void test_invalid_json(void **state)
@@ -245,6 +264,21 @@ static void test_spool_read(void **state)
 	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), 0);
 	free(text);
 	unlink(q);
+	/* So is one naming the spool by its absolute path. */
+	snprintf(p, sizeof(p), "%s/good.json", dir);
+	assert_int_equal(symlink(p, q), 0);
+	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), 0);
+	free(text);
+	unlink(q);
+	/* One level only: a symlink to a symlink is not followed further. */
+	snprintf(p, sizeof(p), "%s/alias2.json", dir);
+	assert_int_equal(symlink("good.json", p), 0);
+	assert_int_equal(symlink("alias2.json", q), 0);
+	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), -EPERM);
+	if (!strstr(err, "symlink to another symlink"))
+		fail_msg("expected \"symlink to another symlink\", got \"%s\"", err);
+	unlink(q);
+	unlink(p);
 
 	/* One leading out of the spool is refused. */
 	snprintf(p, sizeof(p), "%s/secret.json", outside);
@@ -261,21 +295,6 @@ static void test_spool_read(void **state)
 	assert_true(spec_read(dir, "dotdot.json", &text, &len, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "outside the spool"));
 	unlink(q);
-	/* So is one naming the spool by its absolute path. */
-	snprintf(p, sizeof(p), "%s/good.json", dir);
-	assert_int_equal(symlink(p, q), 0);
-	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), 0);
-	free(text);
-	unlink(q);
-	/* One level only: a symlink to a symlink is not followed further. */
-	snprintf(p, sizeof(p), "%s/alias2.json", dir);
-	assert_int_equal(symlink("good.json", p), 0);
-	assert_int_equal(symlink("alias2.json", q), 0);
-	assert_int_equal(spec_read(dir, "alias.json", &text, &len, err, sizeof(err)), -EPERM);
-	if (!strstr(err, "symlink to another symlink"))
-		fail_msg("expected \"symlink to another symlink\", got \"%s\"", err);
-	unlink(q);
-	unlink(p);
 
 	/* Missing files and directories. */
 	assert_true(spec_read(dir, "none.json", &text, &len, err, sizeof(err)) < 0);
