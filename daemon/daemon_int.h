@@ -115,6 +115,11 @@ void image_runner_destroy(struct image_runner *r); /* joins every job */
 int image_open_async(struct image_runner *r, struct spec *s, const struct image_env *env,
 		     image_done_fn done, void *arg);
 int image_runner_pending(const struct image_runner *r);
+/* Close IMG on a job thread (closing may wait for transfers the loop
+ * drives); DONE runs on the loop thread with image_close's result. */
+typedef void (*image_closed_fn)(void *arg, int rc);
+void image_close_async(struct image_runner *r, struct image *img, image_closed_fn done,
+		       void *arg);
 
 /* One device of the spool. */
 enum ddev_state {

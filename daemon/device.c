@@ -98,6 +98,25 @@ static void fail(struct ddev *v, const char *result_file, const char *reason)
 
 static void run_next(struct ddev *v);
 
+static void closed_idle(void *arg, int rc)
+{
+	struct ddev *v = arg;
+	struct daemon *d = v->d;
+
+	v->state = DDEV_FAILED;
+	run_next(v); /* may free V */
+	daemon_progress(d);
+}
+
+/* The device stays busy (closing) until its image is closed on a job
+ * thread, so a reopen of the same layers waits for it (image.c,
+ * image_close_async). */
+static void close_then_idle(struct ddev *v, struct image *img)
+{
+	v->state = DDEV_CLOSING;
+	image_close_async(v->d->runner, img, closed_idle, v);
+}
+
 static void open_done(void *arg, struct image *img, int rc, const char *err)
 {
 	struct ddev *v = arg;
@@ -106,12 +125,9 @@ static void open_done(void *arg, struct image *img, int rc, const char *err)
 
 	if (d->stopping || v->next != DDEV_NEXT_NONE) {
 		/* Superseded while it opened: drop the image unannounced. */
-		image_close(img);
-		v->state = DDEV_FAILED;
 		if (d->stopping)
 			v->next = DDEV_NEXT_REMOVE;
-		run_next(v);
-		daemon_progress(d);
+		close_then_idle(v, img);
 		return;
 	}
 	if (rc < 0) {
@@ -122,10 +138,9 @@ static void open_done(void *arg, struct image *img, int rc, const char *err)
 	v->img = img;
 	rc = target_start(v, reason, sizeof(reason));
 	if (rc < 0) {
-		image_close(img);
 		v->img = NULL;
 		fail(v, v->spec->result_file, reason);
-		daemon_progress(d);
+		close_then_idle(v, img);
 		return;
 	}
 	v->state = DDEV_SERVING;

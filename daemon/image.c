@@ -429,9 +429,10 @@ int image_close(struct image *img)
 
 struct image_job {
 	struct image_runner *r;
-	struct spec *spec;
+	struct spec *spec;      /* an open; NULL for a close */
 	struct image_env env;
 	image_done_fn done;
+	image_closed_fn closed;
 	void *arg;
 	pthread_t th;
 	struct image *img;
@@ -455,7 +456,10 @@ static void *job_thread(void *arg)
 	struct image_job *j = arg;
 	struct image_runner *r = j->r;
 
-	j->rc = image_open(j->spec, &j->env, &j->img, j->err, sizeof(j->err));
+	if (j->spec)
+		j->rc = image_open(j->spec, &j->env, &j->img, j->err, sizeof(j->err));
+	else
+		j->rc = image_close(j->img);
 	pthread_mutex_lock(&r->mu);
 	j->next = r->finished;
 	r->finished = j;
@@ -467,7 +471,10 @@ static void *job_thread(void *arg)
 static void job_finish(struct image_runner *r, struct image_job *j)
 {
 	r->pending--;
-	j->done(j->arg, j->rc < 0 ? NULL : j->img, j->rc, j->err);
+	if (j->spec)
+		j->done(j->arg, j->rc < 0 ? NULL : j->img, j->rc, j->err);
+	else
+		j->closed(j->arg, j->rc);
 	free(j);
 }
 
@@ -547,18 +554,9 @@ int image_runner_pending(const struct image_runner *r)
 	return r->pending;
 }
 
-int image_open_async(struct image_runner *r, struct spec *s, const struct image_env *env,
-		     image_done_fn done, void *arg)
+static void queue_job(struct image_runner *r, struct image_job *j)
 {
-	struct image_job *j = calloc(1, sizeof(*j));
-
-	if (!j)
-		return -ENOMEM;
 	j->r = r;
-	j->spec = s;
-	j->env = *env;
-	j->done = done;
-	j->arg = arg;
 	r->pending++;
 	if (r->queue_tail)
 		r->queue_tail->next = j;
@@ -566,5 +564,47 @@ int image_open_async(struct image_runner *r, struct spec *s, const struct image_
 		r->queue = j;
 	r->queue_tail = j;
 	start_queued(r);
+}
+
+int image_open_async(struct image_runner *r, struct spec *s, const struct image_env *env,
+		     image_done_fn done, void *arg)
+{
+	struct image_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->spec = s;
+	j->env = *env;
+	j->done = done;
+	j->arg = arg;
+	queue_job(r, j);
 	return 0;
+}
+
+/*
+ * Closing waits for what the image's layers have in flight, and a remote
+ * layer's fetches are driven by the loop thread: closed on the loop, a
+ * remote image with a read-ahead under way would wait for a transfer that
+ * the waiting loop can never finish.  So a close, like an open, runs on a
+ * job thread.  Without memory for the job it closes here, as before.
+ */
+void image_close_async(struct image_runner *r, struct image *img, image_closed_fn done,
+		       void *arg)
+{
+	struct image_job *j;
+
+	/* As image_close(NULL): nothing to close, so no job either. */
+	if (!img) {
+		done(arg, 0);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		done(arg, image_close(img));
+		return;
+	}
+	j->img = img;
+	j->closed = done;
+	j->arg = arg;
+	queue_job(r, j);
 }

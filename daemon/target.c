@@ -130,7 +130,9 @@ static void image_closed(void *arg, int rc)
 	free(c);
 }
 
-/* The unit and then the image go only once no command holds the unit. */
+/* The unit and then the image go only once no command holds the unit.  The
+ * image closes on a job thread (image_close_async): closing waits for
+ * fetches that this loop drives. */
 static void target_release(struct stop_ctx *c)
 {
 	struct ddev *dev = c->dev;
@@ -139,7 +141,7 @@ static void target_release(struct stop_ctx *c)
 	scsi_dev_destroy(dev->sdev);
 	dev->sdev = NULL;
 	dev->img = NULL;
-	image_closed(c, image_close(img));
+	image_close_async(dev->d->runner, img, image_closed, c);
 }
 
 static void target_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
