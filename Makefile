@@ -36,7 +36,7 @@ TESTBINS = $(TESTBIN_SRCS:test/bin/%.c=$(BUILD)/test/%)
 BENCH_SRCS = $(wildcard bench/*.c)
 BENCHES = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit integration check-asan fuzz bench bench-wan soak run e2e install clean
+.PHONY: all deps test unit integration check-asan fuzz bench bench-wan bench-coldstart soak run e2e install clean
 
 all: $(DAEMON) $(TOOLS) $(TESTBINS) $(BENCHES)
 
@@ -101,6 +101,10 @@ bench: all
 
 bench-wan: all
 	@BUILD=$(BUILD) bench/wan.sh
+
+bench-coldstart: all
+	@test/install-deps.sh coldstart
+	@BUILD=$(BUILD) bench/coldstart.sh
 
 soak: all
 	@BUILD=$(BUILD) test/soak.sh
